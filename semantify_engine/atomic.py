@@ -1,0 +1,67 @@
+"""Write files so that a reader never sees half of one.
+
+Everything the project writes (model files, dataset chunks, mappers, images) goes through here: the
+bytes land in a temporary file in the destination folder and are renamed over the target only once
+complete, so a crash, a kill or a full disk leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from .errors import SemantifyError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
+    """Yield a file object whose content replaces ``path`` only if the block finishes.
+
+    The temporary file lives beside the target (same file system, so the rename is atomic) and is
+    fsync'ed before the rename so that a power loss cannot expose an empty file under the final name.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=folder)
+    except OSError as error:
+        raise SemantifyError(
+            f"Cannot write {target}: {error.strerror or error}. Choose a folder you can write to."
+        ) from error
+    try:
+        with os.fdopen(handle, mode) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise SemantifyError(
+                f"Could not write {target}: {error.strerror or error}. Nothing was changed there; "
+                "free some space or choose another folder, then run again."
+            ) from error
+        raise
+
+
+def ensure_writable(path: str | os.PathLike[str]) -> Path:
+    """Fail now, before minutes of work, if ``path`` cannot be written; create its folder if needed."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise SemantifyError(
+            f"Cannot write {target}: {error.strerror or error}. Choose a folder you can write to."
+        ) from error
+    if target.is_dir():
+        raise SemantifyError(f"Cannot write {target}: it is a folder. Give a file name.")
+    return target

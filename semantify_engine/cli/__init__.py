@@ -1,0 +1,1 @@
+"""The ``semantify`` command line (``semantify --help``)."""

@@ -1,0 +1,97 @@
+"""Arguments and parsing shared by several subcommands, so each means the same thing everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import ensure_writable
+from ..errors import SemantifyError
+from ..models import DEFAULT_MODEL
+from ..render.settings import ENGINES, RenderSettings
+from ..render.views import View, parse_views
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, positional: bool = True) -> None:
+    help_text = (
+        "a bundled model (see 'semantify models'), a user model name such as smplx-neutral, "
+        f"or a model file (.npz); default {DEFAULT_MODEL}"
+    )
+    if positional:
+        parser.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=help_text)
+    else:
+        parser.add_argument("--model", default=DEFAULT_MODEL, help=help_text)
+    parser.add_argument(
+        "--model-dir",
+        help="folder with your SMPL-family / SMAL files (default: $SEMANTIFY_MODEL_DIR)",
+    )
+
+
+def add_render_arguments(parser: argparse.ArgumentParser, views: str = "front,side") -> None:
+    group = parser.add_argument_group("rendering")
+    group.add_argument(
+        "--views",
+        default=views,
+        help=f"comma-separated: front, side, back, az<deg>[el<deg>] (default {views})",
+    )
+    group.add_argument("--resolution", type=int, default=224, help="pixels per side of each image (224)")
+    group.add_argument("--engine", choices=ENGINES, default="workbench", help="Blender engine (workbench)")
+    group.add_argument(
+        "--supersample", type=int, default=1, help="render n× larger and average, for smoother edges (1)"
+    )
+    group.add_argument("--samples", type=int, default=16, help="Cycles/EEVEE samples per pixel (16)")
+    group.add_argument("--background", default="0,0,0", help="background RGB in 0..1 (0,0,0: black)")
+
+
+def render_settings_from(arguments: argparse.Namespace) -> RenderSettings:
+    return RenderSettings(
+        resolution=arguments.resolution,
+        engine=arguments.engine,
+        supersample=arguments.supersample,
+        samples=arguments.samples,
+        background=parse_numbers(arguments.background, "--background"),
+    )
+
+
+def views_from(arguments: argparse.Namespace) -> tuple[View, ...]:
+    return parse_views(arguments.views)
+
+
+def parse_numbers(text: str, what: str) -> list[float]:
+    """``"1, -2.5,0"`` -> floats, with an error naming the option and the bad value."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise SemantifyError(
+            f"{what} takes comma-separated numbers such as 1.5,-2,0; got '{text}'."
+        ) from error
+
+
+def read_coefficients(text: str) -> np.ndarray:
+    """Coefficients given inline (``1,0,-2``) or as a file (.npy, or .json holding a list)."""
+    path = Path(text)
+    if path.suffix in {".npy", ".json"}:
+        if not path.is_file():
+            raise SemantifyError(f"Coefficient file {path} does not exist.")
+        try:
+            if path.suffix == ".npy":
+                values = np.load(path, allow_pickle=False)
+            else:
+                values = np.asarray(json.loads(path.read_text()), dtype=np.float32)
+        except (ValueError, OSError) as error:
+            raise SemantifyError(
+                f"Could not read coefficients from {path} ({error}); expected numbers."
+            ) from error
+        return np.asarray(values, dtype=np.float32)
+    return np.asarray(parse_numbers(text, "--coeffs"), dtype=np.float32)
+
+
+def output_path(text: str, suffix: str) -> Path:
+    """The output file, checked for its ending and for being writable before any work starts."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() != suffix:
+        raise SemantifyError(f"Output {path} must end in {suffix}.")
+    return ensure_writable(path)

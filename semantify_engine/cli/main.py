@@ -1,0 +1,47 @@
+"""The ``semantify`` command: one parser, one module per group of subcommands.
+
+Errors the user can fix (:class:`SemantifyError`) print as one line on stderr with exit status 2, no
+traceback; Ctrl-C exits with 130. ``blender -b -c semantify ...`` reaches the same :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import SemantifyError
+from . import demo_cmd, models_cmd, render_cmd
+
+COMMAND_MODULES = (models_cmd, render_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semantify",
+        description="Semantic sliders for 3D morphable models: build datasets with Blender and CLIP, "
+        "select descriptors, train and evaluate mappers.",
+    )
+    parser.add_argument("--version", action="version", version=f"semantify {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        return int(arguments.run(arguments) or 0)
+    except SemantifyError as error:
+        print(f"semantify: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semantify: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

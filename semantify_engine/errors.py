@@ -1,0 +1,25 @@
+"""Errors that reach a user.
+
+Every error the engine raises on bad input is a :class:`SemantifyError` whose message names the
+file or value at fault, says what was expected and what to do. The command line prints the message
+alone (no traceback) and exits with status 2; the Blender add-on shows it in a report. Anything else
+that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+
+class SemantifyError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+class ModelFileError(SemantifyError):
+    """A model file (or a user's SMPL-family / SMAL / mesh file) is missing, unreadable or malformed."""
+
+
+class CoefficientError(SemantifyError):
+    """Coefficients handed to a model have the wrong shape or non-finite values."""
+
+
+class RenderError(SemantifyError):
+    """Blender could not render what was asked (unknown engine, unwritable output, ...)."""

@@ -1,0 +1,149 @@
+"""The model file: one ``.npz`` of arrays plus a JSON header, loaded without pickle.
+
+Layout (all arrays little-endian, stored compressed):
+
+- ``header``: a 0-d unicode array holding JSON: format version, name, kind, licence, source,
+  units, up axis, vertex / face / component counts, component names, checksum, and free ``info``.
+- ``template`` (V, 3) float32, ``faces`` (F, 3) int32, ``basis`` (K, V, 3) float32, ``std`` (K,).
+- optional ``coefficient_bounds`` (K, 2); optional skeleton: ``joint_template`` (J, 3),
+  ``joint_basis`` (K, J, 3), ``joint_parents`` (J,), ``skin_weights`` (V, J); joint names in the header.
+
+Loading checks the checksum in the header against the arrays, so a truncated or edited file is named
+as such instead of producing a subtly wrong mesh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_output
+from ..errors import ModelFileError
+from .linear import LinearMorphableModel, Skeleton
+
+FORMAT = "semantify-model"
+FORMAT_VERSION = 1
+
+
+def save_model(model: LinearMorphableModel, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` to ``path`` atomically and return the path."""
+    path = Path(path)
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": model.name,
+        "kind": model.kind,
+        "units": "metres",
+        "up_axis": "Z",
+        "front": "-Y",
+        "vertex_count": model.vertex_count,
+        "face_count": int(model.faces.shape[0]),
+        "component_count": model.component_count,
+        "component_names": list(model.component_names),
+        "checksum": model.checksum(),
+        "info": model.info,
+    }
+    arrays: dict[str, np.ndarray] = {
+        "template": model.template,
+        "faces": model.faces,
+        "basis": model.basis,
+        "std": model.std,
+    }
+    if model.coefficient_bounds is not None:
+        arrays["coefficient_bounds"] = model.coefficient_bounds
+    if model.skeleton is not None:
+        header["joint_names"] = list(model.skeleton.names)
+        arrays["joint_template"] = model.skeleton.joint_template
+        arrays["joint_basis"] = model.skeleton.joint_basis
+        arrays["joint_parents"] = model.skeleton.parents
+        arrays["skin_weights"] = model.skeleton.skin_weights
+    arrays["header"] = np.array(json.dumps(header, sort_keys=True))
+    with atomic_output(path) as stream:
+        np.savez_compressed(stream, **arrays)
+    return path
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON header alone (cheap: used to list models without loading their bases)."""
+    path = Path(path)
+    with _open_npz(path) as archive:
+        return _header_of(archive, path)
+
+
+def load_model(path: str | os.PathLike[str]) -> LinearMorphableModel:
+    """Load a model file, refusing anything that is not a complete, consistent model file."""
+    path = Path(path)
+    with _open_npz(path) as archive:
+        header = _header_of(archive, path)
+        try:
+            arrays = {key: archive[key] for key in archive.files if key != "header"}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+            raise ModelFileError(
+                f"{path} is damaged ({error}). Re-export or re-download the model file."
+            ) from error
+    missing = [key for key in ("template", "faces", "basis", "std") if key not in arrays]
+    if missing:
+        raise ModelFileError(f"{path} lacks the arrays {', '.join(missing)}; it is not a model file.")
+    skeleton = None
+    if "joint_template" in arrays:
+        skeleton = Skeleton(
+            names=tuple(header.get("joint_names", [])),
+            parents=arrays["joint_parents"],
+            joint_template=arrays["joint_template"],
+            joint_basis=arrays["joint_basis"],
+            skin_weights=arrays["skin_weights"],
+        )
+    try:
+        model = LinearMorphableModel(
+            name=str(header["name"]),
+            kind=str(header["kind"]),
+            template=arrays["template"],
+            faces=arrays["faces"],
+            basis=arrays["basis"],
+            std=arrays["std"],
+            component_names=tuple(header["component_names"]),
+            coefficient_bounds=arrays.get("coefficient_bounds"),
+            skeleton=skeleton,
+            info=dict(header.get("info", {})),
+        )
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: {error}") from error
+    if model.checksum() != header.get("checksum"):
+        raise ModelFileError(
+            f"{path} does not match its own checksum (header {header.get('checksum')}, arrays "
+            f"{model.checksum()}): the file was altered or damaged. Re-export or re-download it."
+        )
+    return model
+
+
+def _open_npz(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelFileError(f"Model file {path} does not exist.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise ModelFileError(
+            f"{path} is not a readable model file ({error}). Expected a .npz written by semantify."
+        ) from error
+
+
+def _header_of(archive: Any, path: Path) -> dict[str, Any]:
+    try:
+        header = json.loads(str(archive["header"]))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise ModelFileError(
+            f"{path} has no readable header ({error}); it is not a semantify model file."
+        ) from error
+    if header.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a semantify model file (format {header.get('format')!r}).")
+    if int(header.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} was written by a newer semantify (model format {header['format_version']}); "
+            "update semantify to read it."
+        )
+    return header

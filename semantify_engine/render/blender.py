@@ -1,0 +1,368 @@
+"""Render training views with Blender: the only engine module that imports ``bpy``.
+
+Speed comes from doing per render call as much as a call can hold. A Blender render has a fixed cost
+(scene evaluation, draw set-up, writing the file) of several milliseconds, more than the pixels of one
+224² image cost. So the renderer builds its scene once, keeps one mesh object per *tile*, and packs many
+(sample, view) pairs into one frame: each tile's mesh gets its sample's vertices through
+``foreach_set`` (one memory copy, not a Python loop), each object is turned to its view, and one
+orthographic render produces them all. The camera is orthographic so that every tile is exactly the
+image a camera of its own would take (see :mod:`.views`); the frame is cut back into tiles in numpy.
+
+The renderer works in a scene of its own and removes everything it created on :meth:`close`, so it
+can run inside a user's Blender session without touching their scenes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RenderError
+from ..models.linear import LinearMorphableModel
+from .images import composite, downsample, to_uint8
+from .settings import RenderSettings
+from .views import NAMED_VIEWS, Framing, View, compute_framing
+
+DEFAULT_VIEWS = (NAMED_VIEWS["front"], NAMED_VIEWS["side"])
+
+
+def import_bpy() -> Any:
+    """Import Blender's module, or say how to get it."""
+    try:
+        import bpy
+    except ImportError as error:
+        raise RenderError(
+            "Rendering needs Blender's Python module. Run inside Blender "
+            "(blender -b -c semantify ...), or install it into this Python 3.11 environment with "
+            "`pip install bpy==5.0.1`."
+        ) from error
+    return bpy
+
+
+def blender_engine_id(bpy: Any, engine: str) -> str:
+    """Map our engine names to this Blender's ids (EEVEE is BLENDER_EEVEE_NEXT in 4.2–4.5)."""
+    if engine == "workbench":
+        return "BLENDER_WORKBENCH"
+    if engine == "cycles":
+        return "CYCLES"
+    available = {item.identifier for item in bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items}
+    for candidate in ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"):
+        if candidate in available:
+            return candidate
+    raise RenderError(f"This Blender has no EEVEE engine (engines: {', '.join(sorted(available))}).")
+
+
+def mesh_from_arrays(bpy: Any, name: str, vertices: np.ndarray, faces: np.ndarray) -> Any:
+    """A smooth-shaded Blender mesh built with bulk array copies (no per-vertex Python)."""
+    vertices = np.ascontiguousarray(vertices, dtype=np.float32)
+    faces = np.ascontiguousarray(faces, dtype=np.int32)
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", vertices.ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.shade_smooth()
+    return mesh
+
+
+class BlenderRenderer:
+    """Render batches of coefficient vectors of one model from fixed views, many per Blender call.
+
+    Use it as a context manager (or call :meth:`close`): it owns a private scene while it lives.
+    """
+
+    def __init__(
+        self,
+        model: LinearMorphableModel,
+        views: Sequence[View] = DEFAULT_VIEWS,
+        settings: RenderSettings | None = None,
+        framing: Framing | None = None,
+        sigmas: float = 3.0,
+        framing_components: int | None = None,
+        vertex_colours: np.ndarray | None = None,
+    ) -> None:
+        self.model = model
+        self.views = tuple(views)
+        if not self.views:
+            raise RenderError("No views to render: give at least one.")
+        self.settings = settings or RenderSettings()
+        self.framing = framing or compute_framing(
+            model, self.views, sigmas=sigmas, components=framing_components, margin=self.settings.margin
+        )
+        if vertex_colours is not None:
+            vertex_colours = np.asarray(vertex_colours, dtype=np.float32)
+            if vertex_colours.shape != (model.vertex_count, 3):
+                raise RenderError(
+                    f"Vertex colours must be ({model.vertex_count}, 3) RGB values for model "
+                    f"'{model.name}', got {vertex_colours.shape}."
+                )
+        self._vertex_colours = vertex_colours
+        self._bpy = import_bpy()
+        self._grid = max(1, self.settings.max_tile_pixels // self.settings.tile_pixels)
+        self._tiles: list[Any] = []
+        self._owned: list[tuple[Any, Any]] = []  # (collection, datablock) to remove on close
+        self._folder = Path(tempfile.mkdtemp(prefix="semantify-render-", dir=_fast_temp_root()))
+        self._frame_base = self._folder / f"frame-{uuid.uuid4().hex[:8]}"
+        try:
+            self._build_scene()
+        except Exception:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------------------ public
+    @property
+    def tiles_per_frame(self) -> int:
+        return self._grid * self._grid
+
+    def render(self, coefficients: Any, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Images ``(N, views, R, R, 3)`` uint8 for coefficients ``(N, k)``.
+
+        ``progress`` is called with the number of samples finished after every frame.
+        """
+        batch = self.model.check_coefficients(coefficients)
+        jobs = [(sample, view) for sample in range(len(batch)) for view in range(len(self.views))]
+        size = self.settings.resolution
+        out = np.empty((len(batch), len(self.views), size, size, 3), dtype=np.uint8)
+        for start in range(0, len(jobs), self.tiles_per_frame):
+            chunk = jobs[start : start + self.tiles_per_frame]
+            samples = sorted({sample for sample, _ in chunk})
+            vertices = dict(zip(samples, self.model.vertices(batch[samples]), strict=True))
+            tiles = self._render_frame([(vertices[sample], view) for sample, view in chunk])
+            for (sample, view), image in zip(chunk, tiles, strict=True):
+                out[sample, view] = image
+            if progress is not None:
+                progress((start + len(chunk)) // len(self.views))
+        return out
+
+    def close(self) -> None:
+        """Remove every datablock this renderer created and its temporary folder."""
+        bpy = getattr(self, "_bpy", None)
+        if bpy is not None:
+            for collection, block in reversed(self._owned):
+                with contextlib.suppress(ReferenceError, RuntimeError):  # already gone with its owner
+                    collection.remove(block)
+            self._owned.clear()
+            self._tiles.clear()
+        folder = getattr(self, "_folder", None)
+        if folder is not None and folder.exists():
+            for leftover in folder.iterdir():
+                leftover.unlink()
+            folder.rmdir()
+
+    def __enter__(self) -> BlenderRenderer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------- the scene
+    def _own(self, collection: Any, block: Any) -> Any:
+        self._owned.append((collection, block))
+        return block
+
+    def _build_scene(self) -> None:
+        bpy, settings = self._bpy, self.settings
+        scene = self._own(bpy.data.scenes, bpy.data.scenes.new(f"semantify-render-{uuid.uuid4().hex[:6]}"))
+        self._scene = scene
+        render = scene.render
+        render.engine = blender_engine_id(bpy, settings.engine)
+        render.film_transparent = True  # the background is laid in numpy: exact, and the same for all engines
+        render.resolution_percentage = 100
+        render.dither_intensity = 0.0
+        render.use_file_extension = True
+        render.filepath = str(self._frame_base)
+        image = render.image_settings
+        image.file_format = "TARGA_RAW"  # uncompressed: the cheapest format to write and read back
+        image.color_mode = "RGBA"
+        scene.view_settings.view_transform = "Standard"
+        scene.view_settings.look = "None"
+
+        camera_data = self._own(bpy.data.cameras, bpy.data.cameras.new("semantify-camera"))
+        camera_data.type = "ORTHO"
+        camera_data.clip_start = 0.01
+        camera_data.clip_end = 1000.0
+        camera = self._own(bpy.data.objects, bpy.data.objects.new("semantify-camera", camera_data))
+        camera.rotation_euler = (math.pi / 2, 0.0, 0.0)  # look along +Y at the character's front
+        scene.collection.objects.link(camera)
+        scene.camera = camera
+        self._camera = camera
+
+        material = self._build_look(scene)
+        depth = self._camera_distance()
+        camera.location = (0.0, -depth, 0.0)
+        base = mesh_from_arrays(bpy, "semantify-tile", self.model.template, self.model.faces)
+        self._own(bpy.data.meshes, base)
+        if self._vertex_colours is not None:
+            attribute = base.color_attributes.new("semantify-colour", "FLOAT_COLOR", "POINT")
+            rgba = np.concatenate([self._vertex_colours, np.ones((len(self._vertex_colours), 1))], axis=1)
+            attribute.data.foreach_set("color", rgba.astype(np.float32).ravel())
+        if material is not None:
+            base.materials.append(material)
+        for index in range(self.tiles_per_frame):
+            mesh = base if index == 0 else self._own(bpy.data.meshes, base.copy())
+            tile = self._own(bpy.data.objects, bpy.data.objects.new(f"semantify-tile-{index}", mesh))
+            tile.rotation_mode = "XYZ"
+            scene.collection.objects.link(tile)
+            self._tiles.append(tile)
+
+    def _camera_distance(self) -> float:
+        """Far enough in front that any shape in the frame is between the clip planes."""
+        lowest, highest = self.model.vertex_bounds(self.model.coefficient_box(6.0))
+        return float(np.linalg.norm(highest - lowest)) + 10.0
+
+    def _build_look(self, scene: Any) -> Any:
+        """Light and material per engine; returns the material (None for Workbench)."""
+        bpy, settings = self._bpy, self.settings
+        if settings.engine == "workbench":
+            shading = scene.display.shading
+            shading.light = "STUDIO"
+            shading.color_type = "VERTEX" if self._vertex_colours is not None else "SINGLE"
+            shading.single_color = settings.colour
+            shading.show_cavity = False
+            shading.show_shadows = False
+            shading.show_object_outline = False
+            shading.show_specular_highlight = True
+            scene.display.render_aa = "OFF"  # anti-aliasing comes from supersampling
+            return None
+        if settings.engine == "cycles":
+            scene.cycles.device = "CPU"
+            scene.cycles.samples = settings.samples
+            scene.cycles.use_denoising = False
+            scene.cycles.use_adaptive_sampling = False
+        else:
+            eevee = scene.eevee
+            if hasattr(eevee, "taa_render_samples"):
+                eevee.taa_render_samples = settings.samples
+        world = self._own(bpy.data.worlds, bpy.data.worlds.new("semantify-world"))
+        if not world.node_tree:  # Blender < 5 creates worlds without nodes
+            world.use_nodes = True
+        background = world.node_tree.nodes["Background"]
+        background.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+        background.inputs["Strength"].default_value = 0.6  # the strong ambient of the reference renders
+        scene.world = world
+        sun_data = self._own(bpy.data.lights, bpy.data.lights.new("semantify-sun", "SUN"))
+        sun_data.energy = 2.5
+        sun = self._own(bpy.data.objects, bpy.data.objects.new("semantify-sun", sun_data))
+        sun.rotation_euler = (math.radians(55), 0.0, math.radians(-25))  # from the front, above, left
+        scene.collection.objects.link(sun)
+        material = self._own(bpy.data.materials, bpy.data.materials.new("semantify-material"))
+        if not material.node_tree:
+            material.use_nodes = True
+        principled = material.node_tree.nodes["Principled BSDF"]
+        principled.inputs["Base Color"].default_value = (*settings.colour, 1.0)
+        principled.inputs["Roughness"].default_value = 0.6
+        if self._vertex_colours is not None:
+            attribute = material.node_tree.nodes.new("ShaderNodeVertexColor")
+            attribute.layer_name = "semantify-colour"
+            material.node_tree.links.new(attribute.outputs["Color"], principled.inputs["Base Color"])
+        return material
+
+    # ------------------------------------------------------------------------------ frames
+    def _render_frame(self, tiles: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
+        """Render one frame holding ``(vertices, view index)`` tiles; return each tile's image."""
+        settings, framing = self.settings, self.framing
+        columns = min(self._grid, len(tiles))
+        rows = -(-len(tiles) // columns)
+        pixels = settings.tile_pixels
+        render = self._scene.render
+        render.resolution_x, render.resolution_y = columns * pixels, rows * pixels
+        self._camera.data.ortho_scale = max(columns, rows) * framing.side
+        for index, tile in enumerate(self._tiles):
+            if index >= len(tiles):
+                tile.hide_render = True
+                continue
+            vertices, view_index = tiles[index]
+            view = self.views[view_index]
+            row, column = divmod(index, columns)
+            centre_x = (column - (columns - 1) / 2) * framing.side
+            centre_z = ((rows - 1) / 2 - row) * framing.side
+            offset = framing.centres[view_index]
+            tile.hide_render = False
+            tile.data.vertices.foreach_set("co", np.ascontiguousarray(vertices, np.float32).ravel())
+            tile.data.update()
+            tile.rotation_euler = (math.radians(view.elevation), 0.0, math.radians(view.azimuth))
+            tile.location = (centre_x - float(offset[0]), 0.0, centre_z - float(offset[1]))
+        path = self._write_frame()
+        frame = _read_rgba(path)
+        images = []
+        for index in range(len(tiles)):
+            row, column = divmod(index, columns)
+            cut = frame[row * pixels : (row + 1) * pixels, column * pixels : (column + 1) * pixels]
+            image = downsample(composite(cut, settings.background), settings.supersample)
+            images.append(to_uint8(image))
+        return images
+
+    def _write_frame(self) -> Path:
+        bpy = self._bpy
+        path = self._frame_base.with_suffix(".tga")
+        try:
+            with _blender_chatter_silenced():
+                bpy.ops.render.render(write_still=True, scene=self._scene.name)
+        except RuntimeError as error:
+            raise RenderError(f"Blender could not render ({error}).") from error
+        if not path.is_file():
+            raise RenderError(f"Blender rendered but wrote no image to {path}; is {self._folder} writable?")
+        return path
+
+
+# Mesa prints these when Blender opens its offscreen GL context; they are harmless (see ENVIRONMENT.md).
+_HARMLESS_STDERR = ("EGL Error (0x3009)",)
+
+
+@contextlib.contextmanager
+def _blender_chatter_silenced() -> Iterator[None]:
+    """Hide Blender's C-level chatter during a render, keeping anything that may matter.
+
+    Blender prints "Saved: ..." on descriptor 1 for every frame, and Mesa prints EGL_BAD_MATCH on
+    descriptor 2 when the GL context opens; thousands of frames would bury progress bars and command
+    output. Descriptor 1 goes to /dev/null; descriptor 2 is captured and every line that is not one of
+    the known harmless ones is written back to stderr afterwards.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        saved_out, saved_err = os.dup(1), os.dup(2)
+    except OSError:  # no usable descriptors (some embedded consoles): nothing to hide
+        yield
+        return
+    captured = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finally: it outlives the redirection)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(captured.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        os.close(saved_out)
+        os.close(saved_err)
+        captured.seek(0)
+        for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+            if not line.startswith(_HARMLESS_STDERR):
+                sys.stderr.write(line)
+        captured.close()
+
+
+def _read_rgba(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGBA"))
+
+
+def _fast_temp_root() -> str | None:
+    """A RAM-backed folder for the frames when there is one (they are written and read at once)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None

@@ -1,0 +1,72 @@
+"""Contact sheets: what each component of a model does, one row per component.
+
+Columns are the component at its low end, at zero and at its high end (±σ·std by default, cut to the
+model's bounds), all other coefficients zero. It is the first picture anyone wants of a new model, and
+the quickest check that a model file, its frame and the renderer agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..models.linear import LinearMorphableModel
+from .blender import BlenderRenderer
+from .settings import RenderSettings
+from .views import View
+
+
+def contact_sheet_coefficients(model: LinearMorphableModel, components: int, sigmas: float) -> np.ndarray:
+    """``(components * 3, components)`` coefficients: each component at low end, 0, high end."""
+    box = model.coefficient_box(sigmas, components)
+    rows = []
+    for component in range(components):
+        for value in (box[component, 0], 0.0, box[component, 1]):
+            coefficients = np.zeros(components, np.float32)
+            coefficients[component] = value
+            rows.append(coefficients)
+    return np.asarray(rows)
+
+
+def render_contact_sheet(
+    model: LinearMorphableModel,
+    views: Sequence[View],
+    components: int = 10,
+    sigmas: float = 2.0,
+    settings: RenderSettings | None = None,
+) -> np.ndarray:
+    """An RGB uint8 sheet: one labelled row per component, low / 0 / high for every view."""
+    components = min(components, model.component_count)
+    coefficients = contact_sheet_coefficients(model, components, sigmas)
+    with BlenderRenderer(model, views, settings, sigmas=max(sigmas, 3.0), framing_components=components) as r:
+        images = r.render(coefficients)  # (components * 3, views, R, R, 3)
+    size = images.shape[-2]
+    box = model.coefficient_box(sigmas, components)
+    cells = images.reshape(components, 3, len(views), size, size, 3).transpose(0, 2, 1, 3, 4, 5)
+    cells = cells.reshape(components, 3 * len(views), size, size, 3)
+    labels = [
+        f"{model.component_names[k]}  [{box[k, 0]:+.2f} | 0 | {box[k, 1]:+.2f}]" for k in range(components)
+    ]
+    headers = [f"{view.label} {column}" for view in views for column in ("low", "0", "high")]
+    return _labelled_grid(cells, labels, headers, title=f"{model.name}: ±{sigmas:g} std")
+
+
+def _labelled_grid(cells: np.ndarray, row_labels: list[str], headers: list[str], title: str) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    rows, columns, size = cells.shape[0], cells.shape[1], cells.shape[2]
+    gap, label_height, header_height = 4, 18, 40
+    width = columns * size + (columns - 1) * gap
+    height = header_height + rows * (label_height + size + gap)
+    sheet = Image.new("RGB", (width, height), (30, 30, 30))
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 2), title, fill=(235, 235, 235))
+    for column, header in enumerate(headers):
+        draw.text((column * (size + gap) + 4, 22), header, fill=(200, 200, 200))
+    for row in range(rows):
+        top = header_height + row * (label_height + size + gap)
+        draw.text((4, top + 2), row_labels[row], fill=(235, 235, 140))
+        for column in range(columns):
+            sheet.paste(Image.fromarray(cells[row, column]), (column * (size + gap), top + label_height))
+    return np.asarray(sheet)

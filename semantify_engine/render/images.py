@@ -1,0 +1,58 @@
+"""Image plumbing shared by the renderer and the previews: numpy in, numpy out, PIL for files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_output
+from ..errors import RenderError
+
+
+def composite(rgba: np.ndarray, background: tuple[float, float, float]) -> np.ndarray:
+    """Lay a straight-alpha RGBA uint8 image over a plain background; float32 RGB in [0, 255]."""
+    colour = rgba[..., :3].astype(np.float32)
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    backdrop = np.asarray(background, dtype=np.float32) * 255.0
+    return colour * alpha + backdrop * (1.0 - alpha)
+
+
+def downsample(image: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor``×``factor`` pixel blocks (box filter): supersampling's second half."""
+    if factor == 1:
+        return image
+    height, width, channels = image.shape
+    blocks = image.reshape(height // factor, factor, width // factor, factor, channels)
+    return blocks.mean(axis=(1, 3))
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write an RGB uint8 image as PNG, atomically, with an error that names the path on failure."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise RenderError(f"Output {path} must end in .png.")
+    with atomic_output(path) as stream:
+        Image.fromarray(np.ascontiguousarray(image)).save(stream, format="PNG")
+    return path
+
+
+def grid(images: np.ndarray, columns: int, gap: int = 4, gap_value: int = 40) -> np.ndarray:
+    """Lay ``(N, H, W, 3)`` images out row by row, ``columns`` per row, with thin gaps."""
+    count, height, width, _ = images.shape
+    rows = -(-count // columns)
+    sheet = np.full(
+        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, 3), gap_value, np.uint8
+    )
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = row * (height + gap), column * (width + gap)
+        sheet[top : top + height, left : left + width] = image
+    return sheet

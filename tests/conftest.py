@@ -1,0 +1,55 @@
+"""Shared fixtures. Blender and the model hub are isolated before anything imports them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# bpy writes preferences and caches under the user's home unless told otherwise; tests never need the
+# network, and open_clip must not wait on a model hub.
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="semantify-test-blender-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+
+from semantify_engine.models import LinearMorphableModel
+
+
+def make_capsule_model(rings: int = 48, levels: int = 40) -> LinearMorphableModel:
+    """A small body-like model with known meaning: component 0 = height, 1 = width, 2 = depth.
+
+    Tests use it where they need a mesh whose every coefficient has an analytic effect.
+    """
+    angles = np.linspace(0.0, 2.0 * np.pi, rings, endpoint=False)
+    heights = np.linspace(0.0, 1.7, levels)
+    profile = 0.12 + 0.08 * np.sin(np.pi * heights / 1.7)  # wider in the middle, like a torso
+    x = (profile[:, None] * np.cos(angles)[None, :]).ravel()
+    y = (0.7 * profile[:, None] * np.sin(angles)[None, :]).ravel()
+    z = np.repeat(heights, rings)
+    template = np.stack([x, y, z], axis=1)
+    faces = []
+    for level in range(levels - 1):
+        for ring in range(rings):
+            a = level * rings + ring
+            b = level * rings + (ring + 1) % rings
+            faces += [[a, b, b + rings], [a, b + rings, a + rings]]
+    basis = np.zeros((3, len(template), 3))
+    basis[0, :, 2] = template[:, 2] * 0.05  # +5 % height per unit
+    basis[1, :, 0] = template[:, 0] * 0.10  # +10 % width per unit
+    basis[2, :, 1] = template[:, 1] * 0.10  # +10 % depth per unit
+    return LinearMorphableModel(
+        name="test-capsule",
+        kind="body",
+        template=template,
+        faces=np.asarray(faces),
+        basis=basis,
+        std=np.ones(3),
+        component_names=("height", "width", "depth"),
+        info={"licence": "CC0-1.0", "source": "tests"},
+    )
+
+
+@pytest.fixture(scope="session")
+def capsule() -> LinearMorphableModel:
+    return make_capsule_model()
