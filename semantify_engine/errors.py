@@ -23,3 +23,15 @@ class CoefficientError(SemantifyError):
 
 class RenderError(SemantifyError):
     """Blender could not render what was asked (unknown engine, unwritable output, ...)."""
+
+
+class ClipError(SemantifyError):
+    """A CLIP scoring request cannot be served (bad input, unknown model, missing weights)."""
+
+
+class ClipModelError(ClipError):
+    """The CLIP architecture named is unknown to open_clip and no config for it was found."""
+
+
+class ClipWeightsError(ClipError):
+    """CLIP weights are missing, unreachable or do not fit the architecture; the message says what to do."""

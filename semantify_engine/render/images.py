@@ -14,9 +14,12 @@ from ..errors import RenderError
 def composite(rgba: np.ndarray, background: tuple[float, float, float]) -> np.ndarray:
     """Lay a straight-alpha RGBA uint8 image over a plain background; float32 RGB in [0, 255]."""
     colour = rgba[..., :3].astype(np.float32)
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    backdrop = np.asarray(background, dtype=np.float32) * 255.0
-    return colour * alpha + backdrop * (1.0 - alpha)
+    alpha = rgba[..., 3:4].astype(np.float32) * np.float32(1.0 / 255.0)
+    backdrop = np.asarray(background, dtype=np.float32) * np.float32(255.0)
+    colour -= backdrop
+    colour *= alpha
+    colour += backdrop
+    return colour
 
 
 def downsample(image: np.ndarray, factor: int) -> np.ndarray:
