@@ -3,6 +3,7 @@
 from .linear import MODEL_KINDS, LinearMorphableModel, Skeleton
 from .modelfile import load_model, read_header, save_model
 from .registry import DEFAULT_MODEL, ModelEntry, list_models, load
+from .shape_keys import load_shape_key_objs, model_from_shape_keys
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -13,6 +14,8 @@ __all__ = [
     "list_models",
     "load",
     "load_model",
+    "load_shape_key_objs",
+    "model_from_shape_keys",
     "read_header",
     "save_model",
 ]
