@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from pathlib import Path
 
 # bpy writes preferences and caches under the user's home unless told otherwise; tests never need the
 # network, and open_clip must not wait on a model hub.
@@ -53,3 +55,42 @@ def make_capsule_model(rings: int = 48, levels: int = 40) -> LinearMorphableMode
 @pytest.fixture(scope="session")
 def capsule() -> LinearMorphableModel:
     return make_capsule_model()
+
+
+TINY_CLIP_NAME = "semantify-tiny-test-clip"
+TINY_CLIP_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny CLIP saved as ``<name>.bin`` with its open_clip config ``<name>.json`` beside it.
+
+    No pretrained weights can be had on test machines: this exercises the real open_clip loading path
+    (a user's local weights file) for mechanics; meaning comes from the metric scorer.
+    """
+    from semantify_engine.compat.torchvision_ops import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    config = folder / f"{TINY_CLIP_NAME}.json"
+    config.write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
+    weights = folder / f"{TINY_CLIP_NAME}.bin"
+    torch.save(model.state_dict(), weights)
+    return weights
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(tiny_weights: Path):
+    from semantify_engine.scoring.clip import ClipSpec
+
+    return ClipSpec(model=TINY_CLIP_NAME, pretrained=str(tiny_weights))

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_CLIP_CONFIG as TINY_CONFIG
+from conftest import TINY_CLIP_NAME as TINY_NAME
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -39,12 +41,6 @@ from semantify_engine.scoring.clip import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY_NAME = "semantify-tiny-test-clip"
-TINY_CONFIG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
 WORDS = ["fat", "thin", "tall", "muscular"]
 BODY = "a photo of a {} person"
 
@@ -52,31 +48,6 @@ BODY = "a photo of a {} person"
 # ------------------------------------------------------------------------------------------------
 # Fixtures
 # ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random tiny CLIP saved as ``<name>.bin`` with its open_clip config ``<name>.json`` beside it."""
-    from semantify_engine.compat.torchvision_ops import ensure_torchvision_importable
-
-    ensure_torchvision_importable()
-    import open_clip
-    import torch
-
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    config = folder / f"{TINY_NAME}.json"
-    config.write_text(json.dumps(TINY_CONFIG))
-    open_clip.add_model_config(config)
-    torch.manual_seed(0)
-    model = open_clip.create_model(TINY_NAME, pretrained=None)
-    weights = folder / f"{TINY_NAME}.bin"
-    torch.save(model.state_dict(), weights)
-    return weights
-
-
-@pytest.fixture(scope="module")
-def tiny_spec(tiny_weights: Path) -> ClipSpec:
-    return ClipSpec(model=TINY_NAME, pretrained=str(tiny_weights))
 
 
 @pytest.fixture(scope="module")

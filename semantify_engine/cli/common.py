@@ -42,7 +42,7 @@ def add_render_arguments(parser: argparse.ArgumentParser, views: str = "front,si
     group.add_argument(
         "--supersample", type=int, default=1, help="render n× larger and average, for smoother edges (1)"
     )
-    group.add_argument("--samples", type=int, default=16, help="Cycles/EEVEE samples per pixel (16)")
+    group.add_argument("--render-samples", type=int, default=16, help="Cycles/EEVEE samples per pixel (16)")
     group.add_argument("--background", default="0,0,0", help="background RGB in 0..1 (0,0,0: black)")
 
 
@@ -51,7 +51,7 @@ def render_settings_from(arguments: argparse.Namespace) -> RenderSettings:
         resolution=arguments.resolution,
         engine=arguments.engine,
         supersample=arguments.supersample,
-        samples=arguments.samples,
+        samples=arguments.render_samples,
         background=parse_numbers(arguments.background, "--background"),
     )
 

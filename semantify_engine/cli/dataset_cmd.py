@@ -1,0 +1,187 @@
+"""``semantify dataset build | merge | info``: coefficients, CLIP embeddings, scores and measurements."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..dataset.builder import DEFAULT_CHUNK_SIZE, SCORERS, ClipScoring, DatasetRequest, build_dataset
+from ..dataset.sampling import SCHEMES, SamplingPlan
+from ..dataset.store import (
+    DatasetFolder,
+    Shard,
+    chunk_count,
+    chunk_indices,
+    content_checksum,
+    merge_datasets,
+)
+from ..errors import ClipWeightsError
+from ..models import load
+from ..scoring.clip import ClipSpec, template_for
+from ..scoring.vocabulary import parse_words, vocabulary_for
+from .common import add_model_arguments, add_render_arguments, render_settings_from, views_from
+from .progress import progress_bar
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    dataset = commands.add_parser(
+        "dataset", help="build, merge and inspect datasets", description="Datasets: build, merge, info."
+    )
+    actions = dataset.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    build = actions.add_parser(
+        "build",
+        help="sample, render, score; resumable and shardable",
+        description="Sample coefficients, render them with Blender, score the images with CLIP and/or "
+        "measure the meshes, chunk by chunk. Run the same command again after an interruption to resume. "
+        "--shard I/N builds every N-th chunk starting at I: run one shard per machine, then "
+        "'semantify dataset merge'.",
+    )
+    add_model_arguments(build, positional=False)
+    build.add_argument("--samples", type=int, required=True, help="number of samples")
+    build.add_argument("--out", required=True, help="dataset folder (created, or resumed)")
+    build.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    build.add_argument("--shard", default="0/1", help="I/N: build only shard I of N (0/1: everything)")
+    build.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="samples per chunk file (64)"
+    )
+    sampling = build.add_argument_group("sampling")
+    sampling.add_argument(
+        "--scheme", choices=SCHEMES, default="uniform", help="uniform (paper), reference, normal"
+    )
+    sampling.add_argument("--sigma", type=float, help="range in std (paper: 2 for shapes, 4 for expressions)")
+    sampling.add_argument("--components", type=int, help="how many components to sample (10)")
+    scoring = build.add_argument_group("scoring")
+    scoring.add_argument(
+        "--scorer",
+        choices=SCORERS,
+        default="auto",
+        help="clip, metric, both, or auto: both when CLIP weights are available, else metric (auto)",
+    )
+    scoring.add_argument("--clip", help="open_clip architecture (default $SEMANTIFY_CLIP_MODEL or ViT-B-32)")
+    scoring.add_argument(
+        "--pretrained",
+        help="open_clip tag (openai), hf-hub:org/name, or a local weights file "
+        "(default $SEMANTIFY_CLIP_PRETRAINED or openai)",
+    )
+    scoring.add_argument("--words", help="comma-separated descriptor words (default: the model kind's list)")
+    scoring.add_argument("--template", help="prompt template with {} for the word (default per model kind)")
+    add_render_arguments(build)
+    build.set_defaults(run=run_build)
+
+    merge = actions.add_parser(
+        "merge",
+        help="merge shard folders into one dataset",
+        description="Copy the chunks of shards built with identical settings into one dataset folder.",
+    )
+    merge.add_argument("--out", required=True, help="the merged dataset folder")
+    merge.add_argument("shards", nargs="+", help="shard dataset folders")
+    merge.set_defaults(run=run_merge)
+
+    info = actions.add_parser(
+        "info",
+        help="describe a dataset (sample count, checksums)",
+        description="Print what a dataset holds; --json adds content checksums of coefficients and scores "
+        "so two datasets can be compared from the shell.",
+    )
+    info.add_argument("folder", help="dataset folder")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(run=run_info)
+
+
+def _clip_scoring(arguments: argparse.Namespace, kind: str) -> ClipScoring:
+    spec = ClipSpec.from_env()
+    if arguments.clip:
+        spec = ClipSpec(model=arguments.clip, pretrained=spec.pretrained, device=spec.device)
+    if arguments.pretrained:
+        pretrained = None if arguments.pretrained.lower() == "none" else arguments.pretrained
+        spec = ClipSpec(model=spec.model, pretrained=pretrained, device=spec.device)
+    words = parse_words(arguments.words) if arguments.words else vocabulary_for(kind)
+    template = arguments.template or template_for(kind)
+    return ClipScoring(spec=spec.normalized(), template=template, words=words)
+
+
+def run_build(arguments: argparse.Namespace) -> int:
+    shard = Shard.parse(arguments.shard)
+    model = load(arguments.model, arguments.model_dir)
+    plan = SamplingPlan.for_model(
+        model,
+        seed=arguments.seed,
+        scheme=arguments.scheme,
+        sigmas=arguments.sigma,
+        components=arguments.components,
+    )
+    clip = None
+    if arguments.scorer in ("clip", "both", "auto"):
+        clip = _clip_scoring(arguments, model.kind)
+        if arguments.scorer == "auto":
+            clip = _usable_or_none(clip)
+    request = DatasetRequest(
+        model_spec=arguments.model,
+        model=model,
+        samples=arguments.samples,
+        plan=plan,
+        views=views_from(arguments),
+        render=render_settings_from(arguments),
+        clip=clip,
+        metrics=arguments.scorer in ("metric", "both", "auto"),
+        chunk_size=arguments.chunk_size,
+    )
+    folder = DatasetFolder(arguments.out)
+    settings = request.settings()
+    total = sum(len(chunk_indices(settings, c)) for c in range(chunk_count(settings)) if shard.owns(c))
+    with progress_bar(total, f"dataset {model.name}", unit="sample") as bar:
+        report = build_dataset(folder, request, shard, progress=bar.update)
+    scorers = " + ".join(name for name, used in (("CLIP", clip), ("metric", request.metrics)) if used)
+    print(
+        f"{folder.folder}: built {report.built_samples} samples in {report.built_chunks} chunks, "
+        f"{report.skipped_chunks} chunks already there; scorers: {scorers}"
+    )
+    return 0
+
+
+def _usable_or_none(clip: ClipScoring) -> ClipScoring | None:
+    """For --scorer auto: CLIP when its weights can be loaded here, else say plainly why not."""
+    from ..scoring.clip import get_scorer
+
+    try:
+        get_scorer(clip.spec)
+    except ClipWeightsError as error:
+        print(f"note: building without CLIP scores (metric descriptors only). {error}", file=sys.stderr)
+        return None
+    return clip
+
+
+def run_merge(arguments: argparse.Namespace) -> int:
+    merged = merge_datasets(arguments.out, arguments.shards)
+    missing = merged.missing_chunks()
+    state = "complete" if not missing else f"still missing {len(missing)} chunk(s), first {missing[0]}"
+    print(f"{merged.folder}: merged {len(arguments.shards)} folder(s); {state}")
+    return 0
+
+
+def run_info(arguments: argparse.Namespace) -> int:
+    folder = DatasetFolder(Path(arguments.folder))
+    manifest = folder.read_manifest()
+    settings = manifest["settings"]
+    data = folder.load(require_complete=False)
+    summary = {
+        "folder": str(folder.folder),
+        "model": settings["model"]["name"],
+        "samples": len(data.get("indices", [])),
+        "samples_planned": settings["samples"],
+        "chunks": f"{len(folder.present_chunks())}/{chunk_count(settings)}",
+        "views": [view["name"] for view in settings["views"]],
+        "words": (settings["clip"] or {}).get("words", []),
+        "metrics": (settings["metrics"] or {}).get("names", []),
+        "coefficients_checksum": content_checksum([data["coefficients"]]) if "coefficients" in data else None,
+        "scores_checksum": content_checksum([data[k] for k in ("scores", "metrics") if k in data]) or None,
+    }
+    if arguments.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key, value in summary.items():
+            print(f"{key:>22}: {value}")
+    return 0

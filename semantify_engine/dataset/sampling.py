@@ -1,0 +1,108 @@
+"""Coefficient sampling: every sample is a pure function of (seed, sample index) and the model.
+
+A sample never depends on the samples before it, on the batch it is drawn in, or on the machine that
+draws it. That is what lets a killed build resume, lets shards built on many machines merge into the
+same dataset as a single build, and lets anyone recompute one sample alone.
+
+Schemes (SEMANTIFY.md, "Sample"):
+
+- ``uniform`` (the paper): uniform within ±k std, k = 2 for shapes and 4 for expressions, cut to the
+  model's valid range where it has one (blendshape weights in [0, 1]).
+- ``reference`` (the reference code): shapes ``randn · randint(-2, 2)``, i.e. a standard normal draw
+  times one of {-2, -1, 0, 1}; expressions plain ``randn``; both times std and clipped to the bounds.
+- ``normal``: ``randn · std``, clipped to the bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import SemantifyError
+from ..models.linear import LinearMorphableModel
+
+SCHEMES = ("uniform", "reference", "normal")
+DEFAULT_COMPONENTS = 10
+
+
+def default_sigmas(model: LinearMorphableModel) -> float:
+    """The paper's k: 4 standard deviations for expressions, 2 for everything else."""
+    return 4.0 if model.kind == "face-expression" else 2.0
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """How coefficients are drawn; stored in the dataset manifest so a build can be checked and resumed."""
+
+    seed: int = 0
+    scheme: str = "uniform"
+    sigmas: float = 2.0
+    components: int = DEFAULT_COMPONENTS
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise SemantifyError(
+                f"Unknown sampling scheme '{self.scheme}'. Choose one of: {', '.join(SCHEMES)}."
+            )
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise SemantifyError(f"The seed must be a whole number ≥ 0, got {self.seed!r}.")
+        if not self.sigmas > 0:
+            raise SemantifyError(f"The sampling range must be > 0 standard deviations, got {self.sigmas!r}.")
+        if not isinstance(self.components, int) or self.components < 1:
+            raise SemantifyError(f"At least one component must be sampled, got {self.components!r}.")
+
+    @classmethod
+    def for_model(
+        cls,
+        model: LinearMorphableModel,
+        seed: int = 0,
+        scheme: str = "uniform",
+        sigmas: float | None = None,
+        components: int | None = None,
+    ) -> SamplingPlan:
+        """The paper's defaults for this model, with anything given explicitly taking precedence."""
+        count = min(DEFAULT_COMPONENTS if components is None else components, model.component_count)
+        if components is not None and components > model.component_count:
+            raise SemantifyError(
+                f"Model '{model.name}' has {model.component_count} components; cannot sample {components}."
+            )
+        return cls(
+            seed=seed,
+            scheme=scheme,
+            sigmas=default_sigmas(model) if sigmas is None else sigmas,
+            components=count,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_coefficients(
+    model: LinearMorphableModel, plan: SamplingPlan, indices: Iterable[int]
+) -> np.ndarray:
+    """Coefficients ``(len(indices), plan.components)`` float32 for the given sample indices."""
+    indices = [int(index) for index in indices]
+    if any(index < 0 for index in indices):
+        raise SemantifyError("Sample indices must be ≥ 0.")
+    count = plan.components
+    std = model.std[:count].astype(np.float64)
+    bounds = None if model.coefficient_bounds is None else model.coefficient_bounds[:count].astype(np.float64)
+    box = model.coefficient_box(plan.sigmas, count).astype(np.float64)
+    out = np.empty((len(indices), count), np.float32)
+    for row, index in enumerate(indices):
+        # One generator per sample, keyed by (seed, index): independent of order and batching.
+        rng = np.random.default_rng([plan.seed, index])
+        if plan.scheme == "uniform":
+            draw = rng.uniform(box[:, 0], box[:, 1])
+        elif plan.scheme == "reference":
+            normal = rng.standard_normal(count)
+            draw = normal * std if model.kind == "face-expression" else normal * rng.integers(-2, 2) * std
+        else:
+            draw = rng.standard_normal(count) * std
+        if bounds is not None:
+            draw = np.clip(draw, bounds[:, 0], bounds[:, 1])
+        out[row] = draw
+    return out

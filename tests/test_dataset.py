@@ -1,0 +1,255 @@
+"""Datasets: deterministic sampling, the resumable chunk store, shards, and bad input."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from semantify_engine.cli.main import main as cli_main
+from semantify_engine.dataset.builder import ClipScoring, DatasetRequest, build_dataset
+from semantify_engine.dataset.sampling import SamplingPlan, sample_coefficients
+from semantify_engine.dataset.store import DatasetError, DatasetFolder, Shard, merge_datasets
+from semantify_engine.errors import SemantifyError
+from semantify_engine.models import LinearMorphableModel, save_model
+from semantify_engine.render.settings import RenderSettings
+from semantify_engine.render.views import parse_views
+
+WORDS = ("fat", "thin", "tall")
+
+
+# ------------------------------------------------------------------------------------- sampling
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31), st.lists(st.integers(0, 5000), min_size=1, max_size=20))
+def test_a_sample_depends_only_on_seed_and_index(capsule, seed: int, indices: list[int]) -> None:
+    plan = SamplingPlan(seed=seed, components=3)
+    together = sample_coefficients(capsule, plan, indices)
+    alone = np.concatenate([sample_coefficients(capsule, plan, [index]) for index in indices])
+    np.testing.assert_array_equal(together, alone)
+    assert not np.array_equal(
+        sample_coefficients(capsule, plan, [0, 1]),
+        sample_coefficients(capsule, SamplingPlan(seed + 1, components=3), [0, 1]),
+    )
+
+
+def test_schemes_respect_their_ranges(capsule) -> None:
+    indices = range(400)
+    uniform = sample_coefficients(capsule, SamplingPlan(scheme="uniform", sigmas=2.0, components=3), indices)
+    assert (
+        uniform.min() >= -2.0 and uniform.max() <= 2.0 and uniform.std() > 0.9
+    )  # uniform on ±2 has std 1.15
+    reference = sample_coefficients(capsule, SamplingPlan(scheme="reference", components=3), indices)
+    zero_rows = np.all(reference == 0, axis=1).mean()
+    assert 0.15 < zero_rows < 0.35, "the reference multiplies by randint(-2, 2): one sample in four is zero"
+    bounded = LinearMorphableModel(
+        **{
+            **capsule.__dict__,
+            "kind": "face-expression",
+            "coefficient_bounds": np.tile([0.0, 1.0], (3, 1)),
+            "std": np.full(3, 0.25),
+        }
+    )
+    plan = SamplingPlan.for_model(bounded)
+    assert plan.sigmas == 4.0
+    for scheme in ("uniform", "reference", "normal"):
+        draws = sample_coefficients(bounded, SamplingPlan(scheme=scheme, sigmas=4.0, components=3), indices)
+        assert draws.min() >= 0.0 and draws.max() <= 1.0
+
+
+def test_sampling_plan_refuses_bad_values(capsule) -> None:
+    with pytest.raises(SemantifyError, match="scheme"):
+        SamplingPlan(scheme="gaussian")
+    with pytest.raises(SemantifyError, match="has 3 components; cannot sample 10"):
+        SamplingPlan.for_model(capsule, components=10)
+
+
+# -------------------------------------------------------------------------------- building
+def clip_request(
+    capsule: LinearMorphableModel, tiny_spec, samples: int = 12, chunk: int = 4
+) -> DatasetRequest:
+    return DatasetRequest(
+        model_spec="capsule",
+        model=capsule,
+        samples=samples,
+        plan=SamplingPlan(seed=7, components=3),
+        views=parse_views("front,side"),
+        render=RenderSettings(resolution=64),
+        clip=ClipScoring(spec=tiny_spec, template="a photo of a {} person", words=WORDS),
+        metrics=False,
+        chunk_size=chunk,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference_build(capsule, tiny_spec, tmp_path_factory) -> dict[str, np.ndarray]:
+    folder = DatasetFolder(tmp_path_factory.mktemp("reference") / "data")
+    report = build_dataset(folder, clip_request(capsule, tiny_spec))
+    assert (report.built_chunks, report.built_samples) == (3, 12)
+    return folder.load()
+
+
+def test_a_build_holds_every_sample_once_with_per_view_embeddings(
+    reference_build, capsule, tiny_spec
+) -> None:
+    data = reference_build
+    np.testing.assert_array_equal(data["indices"], np.arange(12))
+    np.testing.assert_array_equal(
+        data["coefficients"], sample_coefficients(capsule, SamplingPlan(seed=7, components=3), range(12))
+    )
+    assert data["embeddings"].shape == (12, 2, 32) and data["embeddings"].dtype == np.float16
+    assert data["scores"].shape == (12, len(WORDS))
+    from semantify_engine.scoring.clip import average_view_scores, get_scorer, prompts
+
+    text = get_scorer(tiny_spec).encode_texts(prompts(WORDS, "a photo of a {} person"))
+    rescored = average_view_scores(data["embeddings"].astype(np.float32), text)
+    np.testing.assert_allclose(data["scores"], rescored, atol=1e-6)  # new words score from the cache alike
+    assert not np.allclose(data["embeddings"][0], data["embeddings"][1]), "different shapes, different images"
+
+
+def test_running_again_builds_nothing_and_changes_nothing(capsule, tiny_spec, tmp_path) -> None:
+    folder = DatasetFolder(tmp_path / "data")
+    build_dataset(folder, clip_request(capsule, tiny_spec, samples=4))
+    before = {path.name: path.stat().st_mtime_ns for path in folder.chunk_folder.iterdir()}
+    report = build_dataset(folder, clip_request(capsule, tiny_spec, samples=4))
+    assert (report.built_chunks, report.skipped_chunks) == (0, 1)
+    assert {path.name: path.stat().st_mtime_ns for path in folder.chunk_folder.iterdir()} == before
+
+
+def test_shards_merge_into_the_single_build(reference_build, capsule, tiny_spec, tmp_path) -> None:
+    shards = []
+    for index in range(2):
+        folder = DatasetFolder(tmp_path / f"shard{index}")
+        build_dataset(folder, clip_request(capsule, tiny_spec), shard=Shard(index, 2))
+        assert folder.missing_chunks(), "a shard alone is incomplete"
+        shards.append(folder.folder)
+    merged = merge_datasets(tmp_path / "merged", shards).load()
+    np.testing.assert_array_equal(merged["coefficients"], reference_build["coefficients"])
+    np.testing.assert_array_equal(merged["embeddings"], reference_build["embeddings"])
+    np.testing.assert_array_equal(merged["scores"], reference_build["scores"])
+
+
+def test_other_settings_are_refused_not_mixed(capsule, tiny_spec, tmp_path) -> None:
+    folder = DatasetFolder(tmp_path / "data")
+    build_dataset(folder, clip_request(capsule, tiny_spec, samples=4))
+    other = clip_request(capsule, tiny_spec, samples=4)
+    other = DatasetRequest(**{**other.__dict__, "plan": SamplingPlan(seed=8, components=3)})
+    with pytest.raises(DatasetError, match=r"other settings \(sampling.seed: 7 -> 8\)"):
+        build_dataset(folder, other)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="not empty and is not a dataset"):
+        build_dataset(DatasetFolder(tmp_path / "junk"), clip_request(capsule, tiny_spec, samples=4))
+    with pytest.raises(SemantifyError, match="samples must be a whole number > 0"):
+        clip_request(capsule, tiny_spec, samples=0)
+
+
+def test_a_full_disk_leaves_no_torn_chunk_and_the_build_resumes(
+    reference_build, capsule, tiny_spec, tmp_path, monkeypatch
+) -> None:
+    import semantify_engine.dataset.store as store
+
+    real_savez, calls = np.savez, {"count": 0}
+
+    def savez_until_the_disk_fills(stream, **arrays):
+        calls["count"] += 1
+        if calls["count"] == 2:
+            stream.write(b"PK\x03\x04 half a chunk")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_savez(stream, **arrays)
+
+    monkeypatch.setattr(store.np, "savez", savez_until_the_disk_fills)
+    folder = DatasetFolder(tmp_path / "data")
+    with pytest.raises(SemantifyError, match="No space left on device.*free some space"):
+        build_dataset(folder, clip_request(capsule, tiny_spec))
+    assert folder.present_chunks() == [0]
+    assert not list(folder.chunk_folder.glob("*.partial")), "no half-written file is left"
+    folder.read_chunk(0)
+    monkeypatch.setattr(store.np, "savez", real_savez)
+    build_dataset(folder, clip_request(capsule, tiny_spec))
+    resumed = folder.load()
+    np.testing.assert_array_equal(resumed["embeddings"], reference_build["embeddings"])
+    np.testing.assert_array_equal(resumed["scores"], reference_build["scores"])
+
+
+def test_kill_nine_at_random_moments_then_resume_equals_an_uninterrupted_build(
+    capsule, tiny_weights, tmp_path
+) -> None:
+    model_path = save_model(capsule, tmp_path / "capsule.npz")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+    def command(out: Path) -> list[str]:
+        return [
+            sys.executable, "-m", "semantify_engine.cli.main", "dataset", "build", "--model", str(model_path),
+            "--samples", "96", "--chunk-size", "3", "--out", str(out), "--scorer", "clip", "--clip",
+            tiny_weights.stem, "--pretrained", str(tiny_weights), "--words", ",".join(WORDS),
+            "--resolution", "48", "--components", "3", "--seed", "3",
+        ]  # fmt: skip
+
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    subprocess.run(command(reference), env=env, check=True, capture_output=True, timeout=300)
+    rng = random.Random(1)
+    kills = 0
+    for _ in range(3):
+        process = subprocess.Popen(
+            command(interrupted), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        chunks_before = len(list((interrupted / "chunks").glob("chunk-*.npz"))) if interrupted.exists() else 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            chunks = len(list((interrupted / "chunks").glob("chunk-*.npz"))) if interrupted.exists() else 0
+            if chunks > chunks_before:
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.15))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 2, "the build finished before it could be interrupted: make it longer"
+    partial = DatasetFolder(interrupted)
+    assert 0 < len(partial.present_chunks()) < 32
+    for chunk in partial.present_chunks():
+        partial.read_chunk(chunk)  # every chunk present is whole
+    subprocess.run(command(interrupted), env=env, check=True, capture_output=True, timeout=300)
+    expected, resumed = DatasetFolder(reference).load(), partial.load()
+    np.testing.assert_array_equal(resumed["indices"], np.arange(96))
+    np.testing.assert_array_equal(resumed["coefficients"], expected["coefficients"])
+    np.testing.assert_allclose(resumed["embeddings"], expected["embeddings"], atol=1e-3)
+    np.testing.assert_allclose(resumed["scores"], expected["scores"], atol=1e-4)
+    info = []
+    for folder in (reference, interrupted):
+        shell = [sys.executable, "-m", "semantify_engine.cli.main", "dataset", "info", str(folder), "--json"]
+        result = subprocess.run(shell, env=env, check=True, capture_output=True, text=True)
+        info.append(json.loads(result.stdout))
+    assert info[0]["samples"] == info[1]["samples"] == 96
+    assert info[0]["coefficients_checksum"] == info[1]["coefficients_checksum"]
+
+
+def test_command_line_bad_input(capsule, tmp_path, capsys) -> None:
+    model_path = save_model(capsule, tmp_path / "capsule.npz")
+    base = ["dataset", "build", "--samples", "4", "--out", str(tmp_path / "d")]
+    assert cli_main([*base, "--model", "no-such-model"]) == 2
+    assert "Unknown model 'no-such-model'" in capsys.readouterr().err
+    assert (
+        cli_main([*base[:2], "--samples", "0", "--out", str(tmp_path / "d"), "--model", str(model_path)]) == 2
+    )
+    assert "--samples must be a whole number > 0" in capsys.readouterr().err
+    assert cli_main([*base, "--model", str(model_path), "--shard", "3/2"]) == 2
+    assert "need 0 ≤ I < N" in capsys.readouterr().err
+    code = cli_main([*base, "--model", str(model_path), "--scorer", "clip", "--pretrained", "openai"])
+    error = capsys.readouterr().err
+    assert code == 2 and "ViT-B-32" in error and "SEMANTIFY_CLIP_PRETRAINED" in error
+    assert not (tmp_path / "d" / "chunks").exists(), "nothing is built without the weights"
+    assert cli_main(["dataset", "info", str(tmp_path / "nothing-here")]) == 2
+    assert "is not a dataset" in capsys.readouterr().err
