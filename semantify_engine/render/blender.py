@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import RenderError
 from ..models.linear import LinearMorphableModel
-from .images import composite, downsample, to_uint8
+from .images import composite, downsample
 from .settings import RenderSettings
 from .views import NAMED_VIEWS, Framing, View, compute_framing
 
@@ -294,14 +294,12 @@ class BlenderRenderer:
             tile.data.update()
             tile.rotation_euler = (math.radians(view.elevation), 0.0, math.radians(view.azimuth))
             tile.location = (centre_x - float(offset[0]), 0.0, centre_z - float(offset[1]))
-        path = self._write_frame()
-        frame = _read_rgba(path)
+        frame = composite(_read_rgba(self._write_frame()), settings.background)
         images = []
         for index in range(len(tiles)):
             row, column = divmod(index, columns)
             cut = frame[row * pixels : (row + 1) * pixels, column * pixels : (column + 1) * pixels]
-            image = downsample(composite(cut, settings.background), settings.supersample)
-            images.append(to_uint8(image))
+            images.append(downsample(cut, settings.supersample))
         return images
 
     def _write_frame(self) -> Path:

@@ -12,23 +12,27 @@ from ..errors import RenderError
 
 
 def composite(rgba: np.ndarray, background: tuple[float, float, float]) -> np.ndarray:
-    """Lay a straight-alpha RGBA uint8 image over a plain background; float32 RGB in [0, 255]."""
-    colour = rgba[..., :3].astype(np.float32)
-    alpha = rgba[..., 3:4].astype(np.float32) * np.float32(1.0 / 255.0)
-    backdrop = np.asarray(background, dtype=np.float32) * np.float32(255.0)
-    colour -= backdrop
-    colour *= alpha
-    colour += backdrop
-    return colour
+    """Lay a straight-alpha RGBA uint8 image over a plain background; RGB uint8.
+
+    Integer arithmetic (rounded ``(c·a + b·(255 − a)) / 255``): this runs on every rendered pixel, and
+    16-bit integer maths is several times cheaper than float here.
+    """
+    alpha = rgba[..., 3:4].astype(np.uint16)
+    backdrop = np.rint(np.asarray(background, dtype=np.float64) * 255.0).astype(np.uint16)
+    mixed = rgba[..., :3].astype(np.uint16) * alpha
+    mixed += backdrop * (255 - alpha)
+    mixed += 127
+    mixed //= 255
+    return mixed.astype(np.uint8)
 
 
 def downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``factor``×``factor`` pixel blocks (box filter): supersampling's second half."""
+    """Average ``factor``×``factor`` pixel blocks (box filter), rounded: supersampling's second half."""
     if factor == 1:
         return image
     height, width, channels = image.shape
     blocks = image.reshape(height // factor, factor, width // factor, factor, channels)
-    return blocks.mean(axis=(1, 3))
+    return to_uint8(blocks.mean(axis=(1, 3), dtype=np.float32))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
