@@ -105,8 +105,13 @@ def build_dataset(
     request: DatasetRequest,
     shard: Shard | None = None,
     progress: Callable[[int], None] | None = None,
+    overlap: bool = True,
 ) -> BuildReport:
-    """Build (or resume) the chunks of ``shard``; ``progress`` gets the number of samples just finished."""
+    """Build (or resume) the chunks of ``shard``; ``progress`` gets the number of samples just finished.
+
+    ``overlap=False`` encodes each chunk before rendering the next: the sequential baseline the
+    benchmark compares against, and a simpler path to debug.
+    """
     shard = shard or Shard()
     settings = request.settings()
     existing = folder.check_compatible(settings)
@@ -143,6 +148,9 @@ def build_dataset(
                 if pending is not None:
                     _finish(pending, report, progress)
                 pending = worker.submit(_encode_and_write, folder, chunk, arrays, images, encoder)
+                if not overlap:
+                    _finish(pending, report, progress)
+                    pending = None
             if pending is not None:
                 _finish(pending, report, progress)
     finally:
