@@ -17,9 +17,16 @@ from .settings import RenderSettings
 from .views import View
 
 
+def component_range(model: LinearMorphableModel, components: int, sigmas: float) -> np.ndarray:
+    """``(components, 2)``: ±σ·std, or the whole valid range for bounded components (blendshapes)."""
+    if model.coefficient_bounds is not None:
+        return model.coefficient_bounds[:components]
+    return model.coefficient_box(sigmas, components)
+
+
 def contact_sheet_coefficients(model: LinearMorphableModel, components: int, sigmas: float) -> np.ndarray:
     """``(components * 3, components)`` coefficients: each component at low end, 0, high end."""
-    box = model.coefficient_box(sigmas, components)
+    box = component_range(model, components, sigmas)
     rows = []
     for component in range(components):
         for value in (box[component, 0], 0.0, box[component, 1]):
@@ -42,14 +49,15 @@ def render_contact_sheet(
     with BlenderRenderer(model, views, settings, sigmas=max(sigmas, 3.0), framing_components=components) as r:
         images = r.render(coefficients)  # (components * 3, views, R, R, 3)
     size = images.shape[-2]
-    box = model.coefficient_box(sigmas, components)
+    box = component_range(model, components, sigmas)
     cells = images.reshape(components, 3, len(views), size, size, 3).transpose(0, 2, 1, 3, 4, 5)
     cells = cells.reshape(components, 3 * len(views), size, size, 3)
     labels = [
         f"{model.component_names[k]}  [{box[k, 0]:+.2f} | 0 | {box[k, 1]:+.2f}]" for k in range(components)
     ]
     headers = [f"{view.label} {column}" for view in views for column in ("low", "0", "high")]
-    return _labelled_grid(cells, labels, headers, title=f"{model.name}: ±{sigmas:g} std")
+    extent = "full valid range" if model.coefficient_bounds is not None else f"±{sigmas:g} std"
+    return _labelled_grid(cells, labels, headers, title=f"{model.name}: {extent}")
 
 
 def _labelled_grid(cells: np.ndarray, row_labels: list[str], headers: list[str], title: str) -> np.ndarray:
