@@ -253,3 +253,23 @@ def test_command_line_bad_input(capsule, tmp_path, capsys) -> None:
     assert not (tmp_path / "d" / "chunks").exists(), "nothing is built without the weights"
     assert cli_main(["dataset", "info", str(tmp_path / "nothing-here")]) == 2
     assert "is not a dataset" in capsys.readouterr().err
+
+
+def test_a_metric_only_build_measures_every_sample_without_rendering(capsule, tmp_path, capsys) -> None:
+    from semantify_engine.scoring.metrics import MetricScorer
+
+    model_path = save_model(capsule, tmp_path / "capsule.npz")
+    out = tmp_path / "metric"
+    code = cli_main(["dataset", "build", "--model", str(model_path), "--samples", "10", "--out", str(out),
+                     "--chunk-size", "4", "--scorer", "auto", "--pretrained", "openai"])  # fmt: skip
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "building without CLIP scores" in captured.err and "scorers: metric" in captured.out
+    data = DatasetFolder(out).load()
+    assert "embeddings" not in data and "scores" not in data
+    scorer = MetricScorer.for_model(capsule)
+    np.testing.assert_allclose(
+        data["metrics"], scorer.measure(capsule.vertices(data["coefficients"])), rtol=1e-6
+    )
+    heights = data["metrics"][:, scorer.names.index("height")]
+    np.testing.assert_allclose(heights, 1.7 * (1 + 0.05 * data["coefficients"][:, 0]), rtol=1e-4)

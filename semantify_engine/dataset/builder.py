@@ -81,7 +81,10 @@ class DatasetRequest:
             "samples": self.samples,
             "chunk_size": self.chunk_size,
             "sampling": self.plan.to_json(),
-            "views": [{"name": v.label, "azimuth": v.azimuth, "elevation": v.elevation} for v in self.views],
+            # Views and render settings only matter when images are made (CLIP scoring).
+            "views": [{"name": v.label, "azimuth": v.azimuth, "elevation": v.elevation} for v in self.views]
+            if self.clip is not None
+            else [],
             "render": self.render.to_json() if self.clip is not None else None,
             "clip": self.clip.to_json() if self.clip is not None else None,
             "metrics": self.metric_scorer().to_json() if self.metrics else None,
