@@ -13,6 +13,7 @@ import numpy as np
 
 from ..models.linear import LinearMorphableModel
 from .blender import BlenderRenderer
+from .images import labelled_grid
 from .settings import RenderSettings
 from .views import View
 
@@ -57,24 +58,4 @@ def render_contact_sheet(
     ]
     headers = [f"{view.label} {column}" for view in views for column in ("low", "0", "high")]
     extent = "full valid range" if model.coefficient_bounds is not None else f"±{sigmas:g} std"
-    return _labelled_grid(cells, labels, headers, title=f"{model.name}: {extent}")
-
-
-def _labelled_grid(cells: np.ndarray, row_labels: list[str], headers: list[str], title: str) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
-    rows, columns, size = cells.shape[0], cells.shape[1], cells.shape[2]
-    gap, label_height, header_height = 4, 18, 40
-    width = columns * size + (columns - 1) * gap
-    height = header_height + rows * (label_height + size + gap)
-    sheet = Image.new("RGB", (width, height), (30, 30, 30))
-    draw = ImageDraw.Draw(sheet)
-    draw.text((4, 2), title, fill=(235, 235, 235))
-    for column, header in enumerate(headers):
-        draw.text((column * (size + gap) + 4, 22), header, fill=(200, 200, 200))
-    for row in range(rows):
-        top = header_height + row * (label_height + size + gap)
-        draw.text((4, top + 2), row_labels[row], fill=(235, 235, 140))
-        for column in range(columns):
-            sheet.paste(Image.fromarray(cells[row, column]), (column * (size + gap), top + label_height))
-    return np.asarray(sheet)
+    return labelled_grid(cells, labels, headers, title=f"{model.name}: {extent}")

@@ -63,3 +63,24 @@ def grid(images: np.ndarray, columns: int, gap: int = 4, gap_value: int = 40) ->
         top, left = row * (height + gap), column * (width + gap)
         sheet[top : top + height, left : left + width] = image
     return sheet
+
+
+def labelled_grid(cells: np.ndarray, row_labels: list[str], headers: list[str], title: str) -> np.ndarray:
+    """Cells ``(rows, columns, S, S, 3)`` laid out with a title, column headers and a label per row."""
+    from PIL import Image, ImageDraw
+
+    rows, columns, size = cells.shape[0], cells.shape[1], cells.shape[2]
+    gap, label_height, header_height = 4, 18, 40
+    width = columns * size + (columns - 1) * gap
+    height = header_height + rows * (label_height + size + gap)
+    sheet = Image.new("RGB", (width, height), (30, 30, 30))
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 2), title, fill=(235, 235, 235))
+    for column, header in enumerate(headers):
+        draw.text((column * (size + gap) + 4, 22), header, fill=(200, 200, 200))
+    for row in range(rows):
+        top = header_height + row * (label_height + size + gap)
+        draw.text((4, top + 2), row_labels[row], fill=(235, 235, 140))
+        for column in range(columns):
+            sheet.paste(Image.fromarray(cells[row, column]), (column * (size + gap), top + label_height))
+    return np.asarray(sheet)
