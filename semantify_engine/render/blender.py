@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import RenderError
 from ..models.linear import LinearMorphableModel
-from .images import composite, downsample
+from .images import composite, downsample, read_tga
 from .settings import RenderSettings
 from .views import NAMED_VIEWS, Framing, View, compute_framing
 
@@ -296,7 +296,7 @@ class BlenderRenderer:
             tile.data.update()
             tile.rotation_euler = (math.radians(view.elevation), 0.0, math.radians(view.azimuth))
             tile.location = (centre_x - float(offset[0]), 0.0, centre_z - float(offset[1]))
-        frame = composite(_read_rgba(self._write_frame()), settings.background)
+        frame = composite(read_tga(self._write_frame()), settings.background)
         images = []
         for index in range(len(tiles)):
             row, column = divmod(index, columns)
@@ -353,13 +353,6 @@ def _blender_chatter_silenced() -> Iterator[None]:
             if not line.startswith(_HARMLESS_STDERR):
                 sys.stderr.write(line)
         captured.close()
-
-
-def _read_rgba(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGBA"))
 
 
 def _fast_temp_root() -> str | None:

@@ -1,8 +1,15 @@
-"""Image plumbing shared by the renderer and the previews: numpy in, numpy out, PIL for files."""
+"""Image plumbing shared by the renderer and the previews: numpy in, numpy out.
+
+Reading Blender's frames and writing PNGs needs nothing but numpy and zlib, because Blender's own Python
+(where ``blender -b -c semantify ...`` runs the renderer) ships numpy but not Pillow. Pillow is used only
+for the text labels of contact sheets, when it is there.
+"""
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +46,55 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
+def read_tga(path: str | os.PathLike[str]) -> np.ndarray:
+    """An uncompressed 24/32-bit Targa (what Blender's TARGA_RAW writes) as RGBA uint8 ``(H, W, 4)``."""
+    data = Path(path).read_bytes()
+    id_length, colour_map, kind = data[0], data[1], data[2]
+    width, height, depth, descriptor = struct.unpack_from("<HHBB", data, 12)
+    if colour_map != 0 or kind != 2 or depth not in (24, 32):
+        raise RenderError(f"{path} is not an uncompressed true-colour Targa (type {kind}, {depth} bits).")
+    channels = depth // 8
+    start = 18 + id_length
+    pixels = np.frombuffer(data, np.uint8, count=width * height * channels, offset=start)
+    pixels = pixels.reshape(height, width, channels)
+    rgba = np.empty((height, width, 4), np.uint8)
+    rgba[..., :3] = pixels[..., 2::-1]  # stored BGR(A)
+    rgba[..., 3] = pixels[..., 3] if channels == 4 else 255
+    if not descriptor & 0x20:  # origin at the bottom left unless bit 5 says top left
+        rgba = rgba[::-1]
+    return np.ascontiguousarray(rgba)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB uint8 image ``(H, W, 3)``: 8-bit truecolour, no filtering, zlib level 6."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise RenderError(f"A PNG needs an (H, W, 3) RGB image, got shape {image.shape}.")
+    height, width, _ = image.shape
+    rows = np.zeros((height, width * 3 + 1), np.uint8)  # each row starts with filter type 0
+    rows[:, 1:] = image.reshape(height, -1)
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + chunk(b"IEND", b"")
+    )
+
+
 def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Write an RGB uint8 image as PNG, atomically, with an error that names the path on failure."""
-    from PIL import Image
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise RenderError(f"Output {path} must end in .png.")
+    payload = encode_png(image)
     with atomic_output(path) as stream:
-        Image.fromarray(np.ascontiguousarray(image)).save(stream, format="PNG")
+        stream.write(payload)
     return path
 
 
@@ -66,21 +113,29 @@ def grid(images: np.ndarray, columns: int, gap: int = 4, gap_value: int = 40) ->
 
 
 def labelled_grid(cells: np.ndarray, row_labels: list[str], headers: list[str], title: str) -> np.ndarray:
-    """Cells ``(rows, columns, S, S, 3)`` laid out with a title, column headers and a label per row."""
-    from PIL import Image, ImageDraw
+    """Cells ``(rows, columns, S, S, 3)`` laid out with a title, column headers and a label per row.
 
+    The layout is numpy; the text is drawn with Pillow when it is installed (inside Blender's own Python
+    it is not, and the sheet comes without text).
+    """
     rows, columns, size = cells.shape[0], cells.shape[1], cells.shape[2]
     gap, label_height, header_height = 4, 18, 40
     width = columns * size + (columns - 1) * gap
-    height = header_height + rows * (label_height + size + gap)
-    sheet = Image.new("RGB", (width, height), (30, 30, 30))
-    draw = ImageDraw.Draw(sheet)
+    sheet = np.full((header_height + rows * (label_height + size + gap), width, 3), 30, np.uint8)
+    for row in range(rows):
+        top = header_height + row * (label_height + size + gap) + label_height
+        for column in range(columns):
+            left = column * (size + gap)
+            sheet[top : top + size, left : left + size] = cells[row, column]
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:
+        return sheet
+    picture = Image.fromarray(sheet)
+    draw = ImageDraw.Draw(picture)
     draw.text((4, 2), title, fill=(235, 235, 235))
     for column, header in enumerate(headers):
         draw.text((column * (size + gap) + 4, 22), header, fill=(200, 200, 200))
-    for row in range(rows):
-        top = header_height + row * (label_height + size + gap)
-        draw.text((4, top + 2), row_labels[row], fill=(235, 235, 140))
-        for column in range(columns):
-            sheet.paste(Image.fromarray(cells[row, column]), (column * (size + gap), top + label_height))
-    return np.asarray(sheet)
+    for row, label in enumerate(row_labels):
+        draw.text((4, header_height + row * (label_height + size + gap) + 2), label, fill=(235, 235, 140))
+    return np.asarray(picture)
