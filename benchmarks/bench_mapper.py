@@ -1,0 +1,285 @@
+"""Mapper: training time, add-word time and slider latency against their goals, plus accuracy figures.
+
+1. Training, 3000 samples, default settings (goal ≤ 60 s on 2 cores): on a real metric dataset of the
+   bundled body (built here without rendering if not given: ~30 s) with its measurements as descriptors, and
+   on synthetic inputs of the realistic shape d = 8 → n = 10. For the real dataset it also prints how well the
+   metric sliders hit their own values (each slider swept over its range with the others at their defaults,
+   and on held-out samples with all sliders set from a real body).
+2. add-word on a 3000-sample dataset with cached embeddings (goal ≤ 15 s, no rendering): a synthetic
+   dataset folder with random float16 embeddings of size 512 and a random ViT-B-32 text tower, cold (the CLIP
+   model is loaded inside the timing, as in a fresh ``semantify mapper add-word`` process).
+3. Slider latency: one slider vector through the numpy mapper vs the same network in torch (p50 / p95).
+
+    .venv/bin/python benchmarks/bench_mapper.py [--dataset DIR] [--batch-sizes 1500,256,128,64,32,16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from semantify_engine.dataset.store import DatasetFolder
+from semantify_engine.mapper import load_mapper, save_mapper
+from semantify_engine.mapper.train import (
+    TrainingSettings,
+    descriptors_from_data,
+    metric_slider_errors,
+    split_rows,
+    to_torch,
+    train_from_dataset,
+    train_mapper,
+)
+from semantify_engine.models import load
+
+TRAIN_GOAL_S = 60.0
+ADD_WORD_GOAL_S = 15.0
+SAMPLES = 3000
+METRIC_DESCRIPTORS = ("height", "chest", "waist", "hips")
+
+
+# ------------------------------------------------------------------------------------------- datasets
+def metric_dataset(folder: Path | None, model_name: str) -> Path:
+    """A 3000-sample metric dataset of ``model_name`` (measured meshes, no rendering), built if needed."""
+    from semantify_engine.dataset.builder import DatasetRequest, build_dataset
+    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.render.views import parse_views
+
+    if folder is not None and DatasetFolder(folder).exists():
+        return folder  # used as it is, whatever version of the measurements built it
+    folder = folder or Path(tempfile.mkdtemp(prefix="semantify-bench-metric-")) / "data"
+    model = load(model_name)
+    request = DatasetRequest(
+        model_spec=model_name,
+        model=model,
+        samples=SAMPLES,
+        plan=SamplingPlan.for_model(model),
+        views=parse_views("front,side"),
+        metrics=True,
+    )
+    started = time.perf_counter()
+    report = build_dataset(DatasetFolder(folder), request)
+    elapsed = time.perf_counter() - started
+    print(f"built metric dataset {folder}: {report.built_samples} samples in {elapsed:.1f} s")
+    return folder
+
+
+def clip_dataset(folder: Path, model_name: str, words: list[str], dim: int = 512) -> Path:
+    """A dataset folder with cached CLIP embeddings (random) for a random ViT-B-32: add-word's input."""
+    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.scoring.clip import average_view_scores, l2_normalize
+
+    model = load(model_name)
+    chunk_size = 64
+    settings = {
+        "model": {
+            "spec": model_name,
+            "name": model.name,
+            "kind": model.kind,
+            "checksum": model.checksum(),
+            "vertex_count": model.vertex_count,
+        },
+        "samples": SAMPLES,
+        "chunk_size": chunk_size,
+        "sampling": SamplingPlan.for_model(model).to_json(),
+        "views": [
+            {"name": "front", "azimuth": 0.0, "elevation": 0.0},
+            {"name": "side", "azimuth": 90.0, "elevation": 0.0},
+        ],
+        "render": None,
+        "clip": {
+            "model": "ViT-B-32",
+            "pretrained": None,
+            "template": "a photo of a {} person",
+            "words": words,
+        },
+        "metrics": None,
+    }
+    store = DatasetFolder(folder)
+    store.create_or_check(settings)
+    rng = np.random.default_rng(0)
+    text = l2_normalize(rng.normal(size=(len(words), dim)))
+    for chunk, start in enumerate(range(0, SAMPLES, chunk_size)):
+        count = min(chunk_size, SAMPLES - start)
+        embeddings = l2_normalize(rng.normal(size=(count, 2, dim))).astype(np.float16)
+        store.write_chunk(
+            chunk,
+            {
+                "indices": np.arange(start, start + count, dtype=np.int64),
+                "coefficients": rng.uniform(-2, 2, (count, 10)).astype(np.float32),
+                "embeddings": embeddings,
+                "scores": average_view_scores(embeddings.astype(np.float32), text).astype(np.float32),
+            },
+        )
+    return folder
+
+
+# ---------------------------------------------------------------------------------------- 1. training
+def bench_training_synthetic(batch_size: int) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(SAMPLES, 8)).astype(np.float32)
+    y = np.tanh(x @ rng.normal(size=(8, 10))).astype(np.float32)
+    names = [f"d{i}" for i in range(8)]
+    found = descriptors_from_data(names, ["word"] * 8, ["cosine"] * 8, x)
+    _, figures = train_mapper(x, y, found, batch_size=batch_size)
+    print(
+        f"training, synthetic d=8 → n=10, {SAMPLES} samples, batch {batch_size}: {figures['wall_s']:.1f} s "
+        f"({figures['wall_s'] / TRAIN_GOAL_S:.2f} of the {TRAIN_GOAL_S:.0f} s goal)"
+    )
+
+
+def bench_training_metric(folder: Path, model_name: str, batch_sizes: list[int], names: list[str]) -> None:
+    from semantify_engine.scoring.metrics import MetricScorer
+
+    model = load(model_name)
+    scorer = MetricScorer.for_model(model)
+    data = DatasetFolder(folder).load()
+    print(
+        f"\ntraining on {folder} ({model_name}, descriptors {', '.join(names)}), "
+        "default settings but the batch size:"
+    )
+    print(
+        f"{'batch':>6} {'steps':>6} {'train s':>8} {'goal':>5} {'val mse':>8} {'coef rmse':>9}  "
+        "slider sweep MAE (mm)             held-out bodies MAE (mm)"
+    )
+    for batch in batch_sizes:
+        mapper, figures = train_from_dataset(
+            folder, names, model=model, settings=TrainingSettings(batch_size=batch), data=data
+        )
+        sweep = metric_slider_errors(mapper, model)
+        held_out = _held_out_errors(mapper, model, scorer, data)
+        steps = -(-figures["train_samples"] // batch) * mapper.metadata["training"]["epochs"]
+        print(
+            f"{batch:>6} {steps:>6} {figures['wall_s']:>8.1f} {figures['wall_s'] / TRAIN_GOAL_S:>5.2f} "
+            f"{figures['validation_mse']:>8.4f} {figures['validation_coefficient_rmse']:>9.4f}  "
+            + " ".join(f"{name}={error['mean_abs_error'] * 1000:5.1f}" for name, error in sweep.items())
+            + "  "
+            + " ".join(f"{name}={error:4.1f}" for name, error in held_out.items())
+        )
+
+
+def _held_out_errors(mapper, model, scorer, data) -> dict[str, float]:
+    """Sliders set to the measurements of held-out bodies: does the mapped body measure the same? (mm)"""
+    _, rows = split_rows(len(data["coefficients"]), 0.2, mapper.metadata["training"]["seed"])
+    columns = [scorer.names.index(name) for name in mapper.descriptor_names]
+    requested = data["metrics"][rows][:, columns]
+    measured = scorer.measure(model.vertices(mapper.evaluate(requested)))[:, columns]
+    errors = np.abs(measured - requested).mean(axis=0) * 1000
+    return dict(zip(mapper.descriptor_names, (float(e) for e in errors), strict=True))
+
+
+# ---------------------------------------------------------------------------------------- 2. add-word
+def bench_add_word(model_name: str) -> None:
+    from semantify_engine.mapper.add_word import add_word
+    from semantify_engine.scoring.clip import ClipSpec, clear_scorers, get_scorer
+
+    words = ["fat", "thin", "tall", "short", "muscular", "broad", "slim", "curvy"]
+    with tempfile.TemporaryDirectory(prefix="semantify-bench-addword-") as temporary:
+        folder = clip_dataset(Path(temporary) / "data", model_name, words)
+        mapper, _ = train_from_dataset(folder, words, model=load(model_name))
+        path = save_mapper(mapper, Path(temporary) / "mapper.npz")
+        clear_scorers()
+        started = time.perf_counter()
+        _, grown, figures = add_word(path, None, "broad shoulders")
+        total = time.perf_counter() - started
+        clear_scorers()
+        started = time.perf_counter()
+        scorer = get_scorer(ClipSpec(model="ViT-B-32", pretrained=None))
+        loading = time.perf_counter() - started
+        started = time.perf_counter()
+        scorer.encode_texts(["a photo of a broad shoulders person"])
+        encoding = time.perf_counter() - started
+        started = time.perf_counter()
+        DatasetFolder(folder).load()
+        reading = time.perf_counter() - started
+        assert load_mapper(path).descriptor_names[-1] == "broad shoulders" == grown.descriptor_names[-1]
+    print(
+        f"\nadd-word, {SAMPLES} samples with cached embeddings, {len(words)} → {len(words) + 1} descriptors: "
+        f"{total:.1f} s ({total / ADD_WORD_GOAL_S:.2f} of the {ADD_WORD_GOAL_S:.0f} s goal); of which CLIP "
+        f"load {loading:.1f} s, text encoding {encoding * 1000:.0f} ms, dataset read {reading * 1000:.0f} "
+        f"ms, training {figures['wall_s']:.1f} s"
+    )
+
+
+# ------------------------------------------------------------------------------------------ 3. latency
+def bench_latency() -> None:
+    import torch
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(SAMPLES, 8)).astype(np.float32)
+    y = rng.normal(size=(SAMPLES, 10)).astype(np.float32)
+    found = descriptors_from_data([f"d{i}" for i in range(8)], ["word"] * 8, ["cosine"] * 8, x)
+    mapper, _ = train_mapper(x, y, found, epochs=1)
+    network = to_torch(mapper)
+    vectors = rng.uniform(mapper.lows, mapper.highs, size=(2000, 8)).astype(np.float32)
+    tensors = [torch.from_numpy(v[None]) for v in vectors]
+
+    def numpy_call(index: int) -> None:
+        mapper.coefficients(vectors[index])
+
+    def torch_call(index: int) -> None:
+        with torch.inference_mode():
+            network(tensors[index])
+
+    numpy_times, torch_times = _timings(numpy_call, len(vectors)), _timings(torch_call, len(vectors))
+    n50, n95 = np.percentile(numpy_times, [50, 95])
+    t50, t95 = np.percentile(torch_times, [50, 95])
+    print(
+        f"\nslider latency, one vector d=8 → n=10 (800, 500 hidden): numpy p50 {n50:.0f} µs / "
+        f"p95 {n95:.0f} µs (input checks and clamping included); torch p50 {t50:.0f} µs / p95 {t95:.0f} µs; "
+        f"numpy is {t50 / n50:.1f}× faster at p50"
+    )
+
+
+def _timings(call, count: int) -> np.ndarray:
+    for index in range(100):
+        call(index)
+    times = np.empty(count)
+    for index in range(count):
+        started = time.perf_counter()
+        call(index)
+        times[index] = (time.perf_counter() - started) * 1e6
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dataset", type=Path, help="metric dataset folder (built here if absent)")
+    parser.add_argument("--model", default="anny-body", help="bundled model (anny-body)")
+    parser.add_argument(
+        "--batch-sizes",
+        default="",
+        help="also train the metric dataset at these batch sizes, e.g. 1500,64,32",
+    )
+    parser.add_argument(
+        "--descriptors", default=",".join(METRIC_DESCRIPTORS), help="metric descriptors to train on"
+    )
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: train, metric, add-word, latency"
+    )
+    arguments = parser.parse_args()
+    skip = set(filter(None, arguments.skip.split(",")))
+    default_batch = TrainingSettings().batch_size
+    if "train" not in skip:
+        bench_training_synthetic(default_batch)
+    if "metric" not in skip:
+        folder = metric_dataset(arguments.dataset, arguments.model)
+        batches = [default_batch, *(int(b) for b in arguments.batch_sizes.split(",") if b.strip())]
+        names = [name.strip() for name in arguments.descriptors.split(",") if name.strip()]
+        bench_training_metric(folder, arguments.model, list(dict.fromkeys(batches)), names)
+    if "add-word" not in skip:
+        bench_add_word(arguments.model)
+    if "latency" not in skip:
+        bench_latency()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""``semantify mapper add-word``: a new descriptor word for an existing mapper, without rendering anything.
+
+A dataset keeps the CLIP embedding of every render, so a word the dataset was never scored against is
+scored in milliseconds: its text goes through the same CLIP model with the same prompt template, and the
+cosine with the cached image embeddings is averaged over the views exactly as the build does. The mapper
+is then retrained on its old descriptors plus the new word with the training settings it recorded, and
+saved atomically (the old file stays intact until the new one is complete).
+
+The dataset is the one the mapper records (its folder and a checksum of its samples), or one given
+explicitly; it must be of the mapper's model and scored with the CLIP model and template of the mapper's
+other words, or the new slider would mean something else than its neighbours.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..dataset.store import DatasetFolder
+from .mapper import Mapper, MapperError, load_mapper, save_mapper
+from .train import Progress, TrainingSettings, dataset_identity, train_from_dataset
+
+MAX_WORD_LENGTH = 60
+"""Longer text is a sentence, not a descriptor, and with the prompt template it would approach CLIP's
+77-token context, past which open_clip silently truncates."""
+
+
+def add_word(
+    mapper_path: str | os.PathLike[str],
+    dataset_folder: str | os.PathLike[str] | None,
+    word: str,
+    out_path: str | os.PathLike[str] | None = None,
+    *,
+    progress: Progress | None = None,
+) -> tuple[Path, Mapper, dict[str, Any]]:
+    """Add ``word`` to the mapper at ``mapper_path``, retrain, and save to ``out_path`` (default: in place).
+
+    ``dataset_folder`` None uses the dataset the mapper was trained from; that dataset must not have changed
+    since (same samples), else pass it explicitly to retrain on it as it is now. Returns the written path,
+    the new mapper and its figures.
+    """
+    mapper_path = Path(mapper_path)
+    mapper = load_mapper(mapper_path)
+    word = clean_word(word, mapper)
+    explicit = dataset_folder is not None
+    folder = _dataset_folder(mapper, mapper_path, dataset_folder)
+    store = DatasetFolder(folder)
+    settings = store.read_manifest()["settings"]
+    _check_dataset(mapper, store, settings)
+    data = store.load()
+    if not explicit:
+        _check_unchanged(mapper, store.folder, data)
+    if "embeddings" not in data:
+        raise MapperError(
+            f"Dataset {store.folder} holds no CLIP embeddings, so '{word}' cannot be scored; rebuild it with "
+            "--scorer clip or both."
+        )
+    added = [*mapper.metadata.get("added_words", []), word]
+    new_mapper, figures = train_from_dataset(
+        store.folder,
+        [*mapper.descriptor_names, word],
+        kinds=[*(d.kind for d in mapper.descriptors), "word"],
+        model_info=mapper.model_info,
+        settings=TrainingSettings.from_json(mapper.metadata.get("training", {})),
+        progress=progress,
+        data=data,
+        extra_metadata={"added_words": added},
+    )
+    target = Path(out_path) if out_path is not None else mapper_path
+    save_mapper(new_mapper, target)
+    return target, new_mapper, figures
+
+
+def clean_word(word: str, mapper: Mapper | None = None) -> str:
+    """``word`` with its whitespace normalised, or a clear refusal (empty, no letters, too long, present)."""
+    text = " ".join(str(word).split())
+    if not text:
+        raise MapperError("The word to add is empty; give a descriptor such as 'broad shoulders'.")
+    if not any(character.isalnum() for character in text):
+        raise MapperError(
+            f"'{text}' holds no letters or digits; give a descriptor such as 'broad shoulders'."
+        )
+    if len(text) > MAX_WORD_LENGTH:
+        raise MapperError(
+            f"'{text[:40]}…' is {len(text)} characters long; a descriptor is a word or a short phrase "
+            f"(at most {MAX_WORD_LENGTH} characters)."
+        )
+    if "{}" in text:
+        raise MapperError(f"'{text}' contains '{{}}', which is the prompt template's placeholder.")
+    if mapper is not None and text in mapper.descriptor_names:
+        raise MapperError(
+            f"The mapper already has the descriptor '{text}' ({', '.join(mapper.descriptor_names)})."
+        )
+    return text
+
+
+def _dataset_folder(mapper: Mapper, mapper_path: Path, dataset_folder: str | os.PathLike[str] | None) -> Path:
+    if dataset_folder is not None:
+        return Path(dataset_folder)
+    recorded = mapper.metadata.get("dataset", {}).get("folder")
+    if not recorded:
+        raise MapperError(
+            f"{mapper_path} does not record the dataset it was trained from; name it with --dataset DIR."
+        )
+    folder = Path(recorded)
+    if not (folder / "manifest.json").is_file():
+        raise MapperError(
+            f"{mapper_path} was trained from the dataset {folder}, which is no longer there; name the "
+            "dataset's current folder with --dataset DIR."
+        )
+    return folder
+
+
+def _check_dataset(mapper: Mapper, store: DatasetFolder, settings: dict[str, Any]) -> None:
+    """Same model, and for word descriptors the same CLIP model, weights and template."""
+    recorded = mapper.model_info
+    dataset_model = settings.get("model", {})
+    if dataset_model.get("checksum") != recorded.get("checksum"):
+        raise MapperError(
+            f"Dataset {store.folder} was built for model '{dataset_model.get('name')}' "
+            f"({dataset_model.get('vertex_count')} vertices, checksum {dataset_model.get('checksum')}), but "
+            f"the mapper is for '{recorded.get('name')}' ({recorded.get('vertex_count')} vertices, checksum "
+            f"{recorded.get('checksum')}). Use a dataset of the mapper's model."
+        )
+    clip = settings.get("clip")
+    if not clip:
+        raise MapperError(
+            f"Dataset {store.folder} was built without CLIP (--scorer metric), so it has no image embeddings "
+            "to score a new word with. Use a dataset built with --scorer clip or both (--dataset DIR)."
+        )
+    used = mapper.metadata.get("scorers", {}).get("clip")
+    if used is None:
+        return
+    for key in ("model", "pretrained", "template"):
+        if used.get(key) != clip.get(key):
+            raise MapperError(
+                f"The mapper's words were scored with CLIP {key} {used.get(key)!r}, dataset {store.folder} "
+                f"with {clip.get(key)!r}; a new word must be scored like the others. Use the mapper's "
+                "dataset."
+            )
+
+
+def _check_unchanged(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]) -> None:
+    recorded = mapper.metadata.get("dataset", {}).get("checksum")
+    current = dataset_identity(folder, data)["checksum"]
+    if recorded is not None and recorded != current:
+        raise MapperError(
+            f"Dataset {folder} has changed since the mapper was trained (samples checksum {recorded} then, "
+            f"{current} now). To retrain on it as it is now, name it explicitly with --dataset {folder}."
+        )
