@@ -29,5 +29,15 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 
+# The Blender extension zip in dist/, built from blender_manifest.toml's [build] rules and then validated,
+# both by Blender's own extension tool (the script `blender -c extension` runs; it ships in the bpy wheel).
+extension: $(STAMP)
+	mkdir -p dist
+	ext=$$(ls $(VENV)/lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py | head -n 1); \
+	tags=$$(ls $(VENV)/lib/python3*/site-packages/bpy/*/scripts/modules/_bpy_internal/extensions/tags.py | head -n 1); \
+	version=$$($(BIN)/python -c "import tomllib; print(tomllib.load(open('blender_manifest.toml', 'rb'))['version'])"); \
+	$(BIN)/python "$$ext" build --source-dir . --output-dir dist --valid-tags "$$tags" && \
+	$(BIN)/python "$$ext" validate --valid-tags "$$tags" "dist/semantify-$$version.zip"
+
 clean:
 	rm -rf $(OUT) dist build .pytest_cache .ruff_cache

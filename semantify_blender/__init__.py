@@ -1,0 +1,37 @@
+"""Semantify's Blender glue: properties, operators, panels, preferences and the ``-c semantify`` command.
+
+It holds no algorithm: every computation is the engine's (``semantify_engine``, bundled next to this
+package in the extension; see :mod:`.engine`). Registration only registers classes, one pointer property,
+one frame handler and one command-line command; it imports no engine module, so enabling the add-on is
+fast and never imports torch or open_clip (those load only when a user asks for CLIP work).
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import cli_command, operators, panels, preferences, properties, sliders
+
+CLASSES: tuple[type, ...] = (
+    *preferences.CLASSES,
+    *properties.CLASSES,
+    *operators.CLASSES,
+    *panels.CLASSES,
+)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register_properties()
+    sliders.register_handlers()
+    cli_command.register_command()
+
+
+def unregister() -> None:
+    cli_command.unregister_command()
+    sliders.unregister_handlers()
+    properties.unregister_properties()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
+    operators.clear_caches()

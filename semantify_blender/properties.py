@@ -1,0 +1,107 @@
+"""What a Semantify object remembers: its model's identity and its slider values, saved in the .blend.
+
+Everything lives on the Object (``object.semantify``), so several Semantify objects in one scene are
+independent and a saved file reopens with its sliders where they were. The shape itself lives in the
+mesh's shape keys (one per model component, created once when the object is made): slider values are
+turned into shape-key weights by the mapper, and nothing else has to be stored.
+
+A slider is stored as a *position* in [0, 1] along its descriptor's range rather than as the descriptor
+value itself: Blender property ranges belong to the property class, not to each item of a collection,
+so a position is the only way to give every descriptor a bounded slider with its own range. Positions
+are keyframable, and since the range maps linearly, animating a position animates the descriptor value.
+``value`` reads and writes the same slider in descriptor units (for scripts and the sidebar's label).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+from bpy.props import CollectionProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from . import sliders
+
+
+def _position_changed(slider: SEMANTIFY_PG_slider, context: Any) -> None:
+    """Update callback: run mapper → shape-key weights for the object owning this slider."""
+    sliders.apply_from_update(slider.id_data)
+
+
+def _get_value(slider: SEMANTIFY_PG_slider) -> float:
+    return slider.low + slider.position * (slider.high - slider.low)
+
+
+def _set_value(slider: SEMANTIFY_PG_slider, value: float) -> None:
+    span = slider.high - slider.low
+    slider.position = 0.0 if span <= 0 else min(1.0, max(0.0, (value - slider.low) / span))
+
+
+class SEMANTIFY_PG_slider(bpy.types.PropertyGroup):
+    """One descriptor slider (``name`` is the descriptor's name, as in the mapper file)."""
+
+    position: FloatProperty(
+        name="Position",
+        description="Where the slider stands along the descriptor's range (0 = low end, 1 = high end)",
+        min=0.0,
+        max=1.0,
+        default=0.5,
+        subtype="FACTOR",
+        update=_position_changed,
+    )
+    value: FloatProperty(
+        name="Value",
+        description="Descriptor value at this position (CLIP cosine score for words, SI units for metrics)",
+        get=_get_value,
+        set=_set_value,
+        options=set(),  # derived from the position: not stored, not animatable (key the position)
+    )
+    kind: StringProperty(name="Kind", description="word or metric")
+    unit: StringProperty(name="Unit")
+    low: FloatProperty(name="Low", description="Descriptor value at position 0")
+    high: FloatProperty(name="High", description="Descriptor value at position 1")
+    default: FloatProperty(name="Default", description="The mapper's default value")
+
+
+class SEMANTIFY_PG_object(bpy.types.PropertyGroup):
+    """A Semantify object's model identity, its mapper and its sliders.
+
+    The identity (name, vertex count, checksum) is what a mapper file records about the model it was
+    trained for, so a mapper can be checked against the object without loading the model again.
+    """
+
+    model_name: StringProperty(name="Model", description="Name of the morphable model")
+    model_kind: StringProperty(name="Kind")
+    model_checksum: StringProperty(
+        name="Checksum", description="Content hash of the model's template, faces and basis"
+    )
+    model_source: StringProperty(
+        name="Source", description="Bundled or user model name, model file, or 'shape keys' for your own mesh"
+    )
+    vertex_count: IntProperty(name="Vertices", min=0)
+    component_count: IntProperty(
+        name="Components", description="Shape keys after the basis that hold the model's components", min=0
+    )
+    mapper_path: StringProperty(
+        name="Mapper", description="Mapper file driving the sliders", subtype="FILE_PATH"
+    )
+    mapper_checksum: StringProperty(name="Mapper Checksum")
+    sliders: CollectionProperty(type=SEMANTIFY_PG_slider)
+    status: StringProperty(
+        name="Status", description="Why the sliders last failed to update the shape (empty when fine)"
+    )
+
+    @property
+    def is_model(self) -> bool:
+        """True for objects made by Semantify (a bundled/user model, or 'Use My Mesh')."""
+        return bool(self.model_checksum)
+
+
+CLASSES: tuple[type, ...] = (SEMANTIFY_PG_slider, SEMANTIFY_PG_object)
+
+
+def register_properties() -> None:
+    bpy.types.Object.semantify = PointerProperty(type=SEMANTIFY_PG_object)
+
+
+def unregister_properties() -> None:
+    del bpy.types.Object.semantify
