@@ -695,28 +695,12 @@ def _model_identity_for(
 def metric_slider_errors(mapper: Mapper, model: LinearMorphableModel, steps: int = 21) -> dict[str, Any]:
     """How well each metric slider hits its own value: the figure that says a height slider means metres.
 
-    For each metric descriptor, the slider is moved over ``steps`` evenly spaced values of its range with the
-    other sliders at their defaults; the mesh is measured and compared with the requested value. Returns, per
-    descriptor, the mean and maximum absolute error in the descriptor's unit.
+    The sweep of :func:`semantify_engine.evaluation.fidelity.metric_fidelity` (each metric slider over its
+    range, the others at their defaults), kept to the headline numbers stored with the mapper.
     """
+    from ..evaluation.fidelity import metric_fidelity
     from ..scoring.metrics import MetricScorer
 
-    scorer = MetricScorer.for_model(model)
-    errors: dict[str, Any] = {}
-    for index, descriptor in enumerate(mapper.descriptors):
-        if descriptor.kind != "metric" or descriptor.name not in scorer.names:
-            continue
-        requested = np.linspace(descriptor.low, descriptor.high, steps, dtype=np.float32)
-        values = np.repeat(mapper.defaults[None, :], steps, axis=0)
-        values[:, index] = requested
-        measured = scorer.measure(model.vertices(mapper.coefficients(values)))[
-            :, scorer.names.index(descriptor.name)
-        ]
-        error = np.abs(measured.astype(np.float64) - requested)
-        errors[descriptor.name] = {
-            "unit": descriptor.unit,
-            "mean_abs_error": float(error.mean()),
-            "max_abs_error": float(error.max()),
-            "steps": steps,
-        }
-    return errors
+    fidelity = metric_fidelity(model, mapper, MetricScorer.for_model(model), steps)
+    keys = ("unit", "mean_abs_error", "max_abs_error", "max_cross_talk")
+    return {name: {key: row[key] for key in keys} | {"steps": steps} for name, row in fidelity.items()}
