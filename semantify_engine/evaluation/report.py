@@ -45,7 +45,11 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
 
 
 def render_gallery(
-    model: LinearMorphableModel, mapper: SliderMapper, views: Sequence[View], settings: RenderSettings
+    model: LinearMorphableModel,
+    mapper: SliderMapper,
+    views: Sequence[View],
+    settings: RenderSettings,
+    framing_components: int = 10,
 ) -> np.ndarray:
     """One row per descriptor: low / default / high for every view."""
     from ..render.blender import BlenderRenderer
@@ -54,7 +58,7 @@ def render_gallery(
     descriptors = list(mapper.descriptors)
     values = np.concatenate([sweep_values(mapper, index, 3) for index in range(len(descriptors))])
     values[1::3] = [d.default for d in descriptors]  # the middle column is the default, not the midpoint
-    with BlenderRenderer(model, views, settings) as renderer:
+    with BlenderRenderer(model, views, settings, framing_components=framing_components) as renderer:
         images = renderer.render(mapper.coefficients(values))
     size = images.shape[-2]
     cells = images.reshape(len(descriptors), 3, len(views), size, size, 3).transpose(0, 2, 1, 3, 4, 5)
@@ -71,6 +75,7 @@ def render_coverage_heatmaps(
     views: Sequence[View],
     settings: RenderSettings,
     theta: float,
+    framing_components: int = 10,
 ) -> np.ndarray:
     """One row per descriptor: the mean shape painted with that descriptor's δ(v), from every view."""
     from ..render.blender import BlenderRenderer
@@ -80,15 +85,18 @@ def render_coverage_heatmaps(
     mean_shape = mapper.coefficients(defaults)
     rows = []
     for per_vertex in displacement:
-        with BlenderRenderer(model, views, settings, vertex_colours=heat_colours(per_vertex)) as renderer:
+        colours = heat_colours(per_vertex)
+        with BlenderRenderer(
+            model, views, settings, framing_components=framing_components, vertex_colours=colours
+        ) as renderer:
             rows.append(renderer.render(mean_shape)[0])
     cells = np.stack(rows)
     labels = [
-        f"{d.name}: {np.mean(row > theta):.1%} of vertices above θ={theta:g}"
+        f"{d.name}: {np.mean(row > theta):.1%} of vertices above theta={theta:g}"
         for d, row in zip(descriptors, displacement, strict=True)
     ]
     headers = [view.label for view in views]
-    return labelled_grid(cells, labels, headers, title="coverage: δ(v), dark = still, yellow = moves most")
+    return labelled_grid(cells, labels, headers, title="coverage: delta(v), dark still, yellow moves most")
 
 
 def write_report(folder: Path, figures: dict[str, Any], pictures: dict[str, np.ndarray]) -> Path:
@@ -165,7 +173,9 @@ def _markdown(figures: dict[str, Any], pictures: list[str]) -> str:
             )
         lines.append("")
     semantic = figures.get("semantic")
-    if semantic:
+    if semantic and "skipped" in semantic:
+        lines += ["## Semantic faithfulness", "", f"Skipped: {semantic['skipped']}", ""]
+    elif semantic:
         lines += ["## Semantic faithfulness", "", "| word | rank correlation | max drift of other words |"]
         lines += [
             "|---|---|---|",
