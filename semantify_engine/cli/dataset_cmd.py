@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..dataset.builder import DEFAULT_CHUNK_SIZE, SCORERS, ClipScoring, DatasetRequest, build_dataset
 from ..dataset.sampling import SCHEMES, SamplingPlan
@@ -17,7 +18,7 @@ from ..dataset.store import (
     content_checksum,
     merge_datasets,
 )
-from ..errors import ClipWeightsError
+from ..errors import ClipWeightsError, SemantifyError
 from ..models import load
 from ..scoring.clip import ClipSpec, template_for
 from ..scoring.vocabulary import parse_words, vocabulary_for
@@ -39,36 +40,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--shard I/N builds every N-th chunk starting at I: run one shard per machine, then "
         "'semantify dataset merge'.",
     )
-    add_model_arguments(build, positional=False)
-    build.add_argument("--samples", type=int, required=True, help="number of samples")
-    build.add_argument("--out", required=True, help="dataset folder (created, or resumed)")
-    build.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    add_dataset_arguments(build, samples_default=None)
     build.add_argument("--shard", default="0/1", help="I/N: build only shard I of N (0/1: everything)")
-    build.add_argument(
-        "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="samples per chunk file (64)"
-    )
-    sampling = build.add_argument_group("sampling")
-    sampling.add_argument(
-        "--scheme", choices=SCHEMES, default="uniform", help="uniform (paper), reference, normal"
-    )
-    sampling.add_argument("--sigma", type=float, help="range in std (paper: 2 for shapes, 4 for expressions)")
-    sampling.add_argument("--components", type=int, help="how many components to sample (10)")
-    scoring = build.add_argument_group("scoring")
-    scoring.add_argument(
-        "--scorer",
-        choices=SCORERS,
-        default="auto",
-        help="clip, metric, both, or auto: both when CLIP weights are available, else metric (auto)",
-    )
-    scoring.add_argument("--clip", help="open_clip architecture (default $SEMANTIFY_CLIP_MODEL or ViT-B-32)")
-    scoring.add_argument(
-        "--pretrained",
-        help="open_clip tag (openai), hf-hub:org/name, or a local weights file "
-        "(default $SEMANTIFY_CLIP_PRETRAINED or openai)",
-    )
-    scoring.add_argument("--words", help="comma-separated descriptor words (default: the model kind's list)")
-    scoring.add_argument("--template", help="prompt template with {} for the word (default per model kind)")
-    add_render_arguments(build)
     build.set_defaults(run=run_build)
 
     merge = actions.add_parser(
@@ -91,6 +64,84 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.set_defaults(run=run_info)
 
 
+def add_dataset_arguments(parser: argparse.ArgumentParser, samples_default: int | None) -> None:
+    """The options that define a dataset; shared by ``dataset build`` and ``build``."""
+    add_model_arguments(parser, positional=False)
+    if samples_default is None:
+        parser.add_argument("--samples", type=int, required=True, help="number of samples")
+    else:
+        parser.add_argument(
+            "--samples", type=int, default=samples_default, help=f"samples ({samples_default})"
+        )
+    parser.add_argument("--out", required=True, help="output folder (created, or resumed)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    parser.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="samples per chunk file (64)"
+    )
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument(
+        "--scheme", choices=SCHEMES, default="uniform", help="uniform (paper), reference, normal"
+    )
+    sampling.add_argument("--sigma", type=float, help="range in std (paper: 2 for shapes, 4 for expressions)")
+    sampling.add_argument("--components", type=int, help="how many components to sample (10)")
+    scoring = parser.add_argument_group("scoring")
+    scoring.add_argument(
+        "--scorer",
+        choices=SCORERS,
+        default="auto",
+        help="clip, metric, both, or auto: both when CLIP weights are available, else metric (auto)",
+    )
+    scoring.add_argument("--clip", help="open_clip architecture (default $SEMANTIFY_CLIP_MODEL or ViT-B-32)")
+    scoring.add_argument(
+        "--pretrained",
+        help="open_clip tag (openai), hf-hub:org/name, or a local weights file "
+        "(default $SEMANTIFY_CLIP_PRETRAINED or openai)",
+    )
+    scoring.add_argument("--words", help="comma-separated descriptor words (default: the model kind's list)")
+    scoring.add_argument("--template", help="prompt template with {} for the word (default per model kind)")
+    add_render_arguments(parser)
+
+
+def request_from(arguments: argparse.Namespace, components: int | None = None) -> DatasetRequest:
+    """The dataset request the options describe (CLIP loaded, or dropped with a note, for --scorer auto)."""
+    model = load(arguments.model, arguments.model_dir)
+    plan = SamplingPlan.for_model(
+        model,
+        seed=arguments.seed,
+        scheme=arguments.scheme,
+        sigmas=arguments.sigma,
+        components=arguments.components if arguments.components is not None else components,
+    )
+    clip = None
+    if arguments.scorer in ("clip", "both", "auto"):
+        clip = _clip_scoring(arguments, model.kind)
+        if arguments.scorer == "auto":
+            clip = _usable_or_none(clip)
+    metrics = arguments.scorer in ("metric", "both") or (arguments.scorer == "auto" and _measurable(model))
+    return DatasetRequest(
+        model_spec=arguments.model,
+        model=model,
+        samples=arguments.samples,
+        plan=plan,
+        views=views_from(arguments),
+        render=render_settings_from(arguments),
+        clip=clip,
+        metrics=metrics,
+        chunk_size=arguments.chunk_size,
+    )
+
+
+def _measurable(model: Any) -> bool:
+    from ..scoring.metrics import MetricScorer
+
+    try:
+        MetricScorer.for_model(model)
+    except SemantifyError as error:
+        print(f"note: no measurements for this model ({error})", file=sys.stderr)
+        return False
+    return True
+
+
 def _clip_scoring(arguments: argparse.Namespace, kind: str) -> ClipScoring:
     spec = ClipSpec.from_env()
     if arguments.clip:
@@ -105,30 +156,8 @@ def _clip_scoring(arguments: argparse.Namespace, kind: str) -> ClipScoring:
 
 def run_build(arguments: argparse.Namespace) -> int:
     shard = Shard.parse(arguments.shard)
-    model = load(arguments.model, arguments.model_dir)
-    plan = SamplingPlan.for_model(
-        model,
-        seed=arguments.seed,
-        scheme=arguments.scheme,
-        sigmas=arguments.sigma,
-        components=arguments.components,
-    )
-    clip = None
-    if arguments.scorer in ("clip", "both", "auto"):
-        clip = _clip_scoring(arguments, model.kind)
-        if arguments.scorer == "auto":
-            clip = _usable_or_none(clip)
-    request = DatasetRequest(
-        model_spec=arguments.model,
-        model=model,
-        samples=arguments.samples,
-        plan=plan,
-        views=views_from(arguments),
-        render=render_settings_from(arguments),
-        clip=clip,
-        metrics=arguments.scorer in ("metric", "both", "auto"),
-        chunk_size=arguments.chunk_size,
-    )
+    request = request_from(arguments)
+    model, clip = request.model, request.clip
     folder = DatasetFolder(arguments.out)
     settings = request.settings()
     total = sum(len(chunk_indices(settings, c)) for c in range(chunk_count(settings)) if shard.owns(c))

@@ -1,7 +1,8 @@
 """``semantify demo``: the main job on the bundled models, what ``make demo`` runs.
 
-Today it renders a contact sheet of every bundled model, the most complete job the product has; it
-grows into the full build (dataset → descriptors → mapper → evaluation) as those parts land.
+It builds a mapper for the bundled body end to end (``semantify build``: dataset, descriptors, training,
+evaluation with a report) and renders a contact sheet of every bundled model. Word sliders need CLIP
+weights; without them the body gets measurement sliders and the output says how to get word sliders.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import argparse
 import time
 from pathlib import Path
 
-from ..models.registry import bundled_model_paths, load
+from ..models.registry import DEFAULT_MODEL, bundled_model_paths, load
 from ..render.contact_sheet import render_contact_sheet
 from ..render.images import save_png
-from ..render.settings import RenderSettings
 from ..render.views import NAMED_VIEWS
 
 
@@ -21,23 +21,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "demo",
         help="run the main job on the bundled models",
-        description="Render a contact sheet (each component at -2σ / 0 / +2σ, front and side) of every "
-        "bundled model into --out.",
+        description=f"'semantify build' on the bundled {DEFAULT_MODEL} into OUT/{DEFAULT_MODEL}, then a "
+        "contact sheet (each component at -2σ / 0 / +2σ, front and side) of every bundled model.",
     )
     parser.add_argument("--out", default="out/demo", help="output folder (out/demo)")
+    parser.add_argument("--samples", type=int, default=3000, help="dataset samples for the build (3000)")
     parser.set_defaults(run=run)
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from .main import main as semantify
+
     folder = Path(arguments.out)
+    code = semantify(["build", "--model", DEFAULT_MODEL, "--samples", str(arguments.samples),
+                      "--out", str(folder / DEFAULT_MODEL)])  # fmt: skip
+    if code:
+        return code
     views = (NAMED_VIEWS["front"], NAMED_VIEWS["side"])
     for name in bundled_model_paths():
         started = time.perf_counter()
         model = load(name)
-        sheet = render_contact_sheet(model, views, components=10, sigmas=2.0, settings=RenderSettings())
+        sheet = render_contact_sheet(model, views, components=10, sigmas=2.0)
         path = save_png(sheet, folder / f"{name}-contact-sheet.png")
-        print(
-            f"{name}: {model.vertex_count} vertices, {model.component_count} components -> {path} "
-            f"({time.perf_counter() - started:.1f} s)"
-        )
+        print(f"{name}: {model.vertex_count} vertices, {model.component_count} components -> {path} "
+              f"({time.perf_counter() - started:.1f} s)")  # fmt: skip
+    print(f"report of the {DEFAULT_MODEL} mapper: {folder / DEFAULT_MODEL / 'evaluation' / 'report.md'}")
     return 0

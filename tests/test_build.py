@@ -1,0 +1,95 @@
+"""``semantify build`` and ``semantify evaluate`` end to end, for real (Blender, open_clip, torch)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from semantify_engine.cli.main import main as cli_main
+from semantify_engine.mapper import check_model, load_mapper
+from semantify_engine.models import load, save_model
+from semantify_engine.scoring.metrics import MetricScorer
+
+
+def test_word_build_with_a_small_clip_then_resume_and_evaluate(
+    capsule, tiny_weights, tmp_path, capsys
+) -> None:
+    model_path = save_model(capsule, tmp_path / "capsule.npz")
+    out = tmp_path / "build"
+    command = [
+        "build", "--model", str(model_path), "--out", str(out), "--samples", "64", "--chunk-size", "32",
+        "--scorer", "both", "--clip", tiny_weights.stem, "--pretrained", str(tiny_weights),
+        "--words", "fat,thin,tall,short,broad shoulders,muscular", "--resolution", "48",
+        "--descriptors", "3", "--force", "tall", "--no-pictures",
+    ]  # fmt: skip
+    assert cli_main(command) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (
+        summary["kind"] == "words" and len(summary["descriptors"]) == 3 and "tall" in summary["descriptors"]
+    )
+    mapper = load_mapper(out / "mapper.npz")
+    check_model(mapper, capsule)
+    assert [d.kind for d in mapper.descriptors] == ["word"] * 3
+    assert mapper.metadata["scorers"]["clip"]["template"] == "a photo of a {} person"
+    figures = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    assert 0.0 < figures["coverage"]["coverage"] <= 1.0
+    assert [row["d"] for row in figures["sweep"]] == [2, 3, 5]  # the paper's d that fit, and the chosen
+    assert "rank_correlation" in next(iter(figures["semantic"].values()))
+    assert (out / "evaluation" / "report.md").read_text().startswith("# Mapper evaluation")
+    selection = json.loads((out / "selection.json").read_text())
+    assert selection["result"]["selected"] == summary["descriptors"]
+
+    stamps = {path: path.stat().st_mtime_ns for path in (out / "mapper.npz", out / "selection.json")}
+    assert cli_main(command) == 0, "a second run resumes: every stage is already done"
+    capsys.readouterr()
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
+
+
+def test_measurement_build_hits_requested_heights(tmp_path, capsys) -> None:
+    out = tmp_path / "body"
+    assert cli_main(["build", "--out", str(out), "--samples", "600", "--scorer", "metric", "--no-sweep"]) == 0
+    summary = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert summary["descriptors"] == ["height", "chest", "waist", "hips"]
+    body = load("anny-body")
+    mapper = load_mapper(out / "mapper.npz")
+    index = mapper.descriptor_names.index("height")
+    low, high = mapper.descriptors[index].low, mapper.descriptors[index].high
+    requested = np.linspace(low, high, 7, dtype=np.float32)
+    values = np.tile(mapper.defaults, (7, 1))
+    values[:, index] = requested
+    scorer = MetricScorer.for_model(body)
+    achieved = scorer.measure(body.vertices(mapper.coefficients(values)))[:, scorer.names.index("height")]
+    assert np.abs(achieved - requested).mean() < 0.010, "the height slider means metres"
+    assert (out / "evaluation" / "gallery.png").is_file() and (out / "evaluation" / "coverage.png").is_file()
+
+
+def test_evaluate_refuses_a_mapper_for_another_model(capsule, tmp_path, capsys) -> None:
+    out = tmp_path / "body"
+    assert (
+        cli_main(["build", "--out", str(out), "--samples", "200", "--scorer", "metric", "--no-evaluate"]) == 0
+    )
+    capsys.readouterr()
+    other = tmp_path / "other"
+    assert cli_main(["dataset", "build", "--model", str(save_model(capsule, tmp_path / "c.npz")),
+                     "--samples", "20", "--scorer", "metric", "--out", str(other)]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = cli_main(["evaluate", str(out / "mapper.npz"), "--dataset", str(other), "--no-pictures"])
+    assert code == 2
+    assert "trained for model 'anny-body'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--samples", "0"], "--samples must be a whole number > 0"),
+        (["--descriptors", "0"], "--descriptors must be at least 1"),
+        (["--force", "wingspan"], "has no measurement sliders named wingspan"),
+        (["--model", "anny-head-shape"], "anny-head-shape"),
+    ],
+)
+def test_build_bad_input(tmp_path, capsys, args, message) -> None:
+    command = ["build", "--out", str(tmp_path / "x"), "--scorer", "metric", "--samples", "20", *args]
+    assert cli_main(command) == 2
+    assert message in capsys.readouterr().err
