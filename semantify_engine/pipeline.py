@@ -42,6 +42,8 @@ DEFAULT_METRIC_DESCRIPTORS = {
 }
 Say = Callable[[str], None]
 ProgressFactory = Callable[[int, int], AbstractContextManager[Any]]
+TrainingProgressFactory = Callable[[], AbstractContextManager[Any]]
+"""Opens a display for the training stage, yielding ``progress(epoch, epochs, train_mse, validation_mse)``."""
 
 
 def default_build_components(model: LinearMorphableModel) -> int:
@@ -80,11 +82,13 @@ def run_build(
     options: BuildOptions,
     progress: ProgressFactory | None = None,
     say: Say = _say,
+    training_progress: TrainingProgressFactory | None = None,
 ) -> dict[str, Any]:
     """Run every stage that is not already done; return a summary (paths and headline figures).
 
     ``progress(total, already_done)`` opens a progress display for the dataset stage (a context manager
-    yielding an object with ``update(n)``).
+    yielding an object with ``update(n)``); ``training_progress()`` one for the training stage (yielding
+    the per-epoch callback), so that a program following the build sees its longest stage move too.
     """
     out.mkdir(parents=True, exist_ok=True)
     folder = DatasetFolder(out / "dataset")
@@ -110,7 +114,8 @@ def run_build(
 
     say("3/4 training the mapper")
     mapper_path = out / "mapper.npz"
-    mapper = _train_stage(mapper_path, folder, data, names, request.model, dataset_checksum)
+    with training_progress() if training_progress else contextlib.nullcontext() as on_epoch:
+        mapper = _train_stage(mapper_path, folder, data, names, request.model, dataset_checksum, on_epoch)
     figures = mapper.metadata.get("figures", {})
     summary: dict[str, Any] = {
         "out": str(out),
@@ -180,7 +185,13 @@ def select_descriptors(
             "correlation_threshold": float(selector.correlation_threshold_),
             "filtered": {name: str(reason) for name, reason in selector.filtered_.items()},
         }
-    defaults = [name for name in DEFAULT_METRIC_DESCRIPTORS.get(model.kind, ()) if name in metric_names]
+    spread = np.ptp(data["metrics"], axis=0) if "metrics" in data else np.zeros(len(metric_names))
+    still = {name for name, value in zip(metric_names, spread, strict=True) if value <= 1e-6}
+    defaults = [
+        name
+        for name in DEFAULT_METRIC_DESCRIPTORS.get(model.kind, ())
+        if name in metric_names and name not in still
+    ]
     chosen = list(dict.fromkeys([*options.forced, *defaults]))
     if options.n_descriptors is not None:
         extra = [name for name in metric_names if name not in chosen]
@@ -193,7 +204,8 @@ def select_descriptors(
             f"{', '.join(metric_names) or 'none'}). Provide CLIP weights (--pretrained FILE or "
             "SEMANTIFY_CLIP_PRETRAINED) to build word sliders."
         )
-    return {"kind": "measurements", "selected": chosen}
+    notes = {name: "does not vary in this dataset" for name in sorted(still)}
+    return {"kind": "measurements", "selected": chosen, "filtered": notes}
 
 
 def _train_stage(
@@ -203,6 +215,7 @@ def _train_stage(
     names: Sequence[str],
     model: LinearMorphableModel,
     dataset_checksum: str,
+    on_epoch: Any = None,
 ) -> Any:
     from .mapper import load_mapper, save_mapper
     from .mapper.train import train_from_dataset
@@ -212,7 +225,7 @@ def _train_stage(
         recorded = existing.metadata.get("dataset", {}).get("checksum")
         if list(existing.descriptor_names) == list(names) and recorded == dataset_checksum:
             return existing
-    mapper, _ = train_from_dataset(folder.folder, names, model=model, data=data)
+    mapper, _ = train_from_dataset(folder.folder, names, model=model, data=data, progress=on_epoch)
     save_mapper(mapper, path)
     return mapper
 
