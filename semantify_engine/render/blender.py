@@ -180,14 +180,18 @@ class BlenderRenderer:
         self._scene = scene
         render = scene.render
         render.engine = blender_engine_id(bpy, settings.engine)
-        render.film_transparent = True  # the background is laid in numpy: exact, and the same for all engines
+        # Workbench paints the background itself (the world colour, which lights nothing there): frames are
+        # opaque RGB, nothing to composite. Cycles and EEVEE are lit by the world, so their film is
+        # transparent and the background is laid in numpy.
+        self._opaque = settings.engine == "workbench"
+        render.film_transparent = not self._opaque
         render.resolution_percentage = 100
         render.dither_intensity = 0.0
         render.use_file_extension = True
         render.filepath = str(self._frame_base)
         image = render.image_settings
         image.file_format = "TARGA_RAW"  # uncompressed: the cheapest format to write and read back
-        image.color_mode = "RGBA"
+        image.color_mode = "RGB" if self._opaque else "RGBA"
         scene.view_settings.view_transform = "Standard"
         scene.view_settings.look = "None"
 
@@ -237,6 +241,11 @@ class BlenderRenderer:
             shading.show_object_outline = False
             shading.show_specular_highlight = True
             scene.display.render_aa = "OFF"  # anti-aliasing comes from supersampling
+            # Closed meshes show only front faces; culling the back ones saves rasterising them.
+            shading.show_backface_culling = _is_closed(self.model.faces)
+            world = self._own(bpy.data.worlds, bpy.data.worlds.new("semantify-background"))
+            world.color = tuple(_srgb_to_linear(channel) for channel in settings.background)
+            scene.world = world
             return None
         if settings.engine == "cycles":
             scene.cycles.device = "CPU"
@@ -292,11 +301,16 @@ class BlenderRenderer:
             centre_z = ((rows - 1) / 2 - row) * framing.side
             offset = framing.centres[view_index]
             tile.hide_render = False
-            tile.data.vertices.foreach_set("co", np.ascontiguousarray(vertices, np.float32).ravel())
+            # The position attribute takes the whole array in one copy (vertices.foreach_set("co")
+            # walks the vertices and costs a millisecond per body).
+            tile.data.attributes["position"].data.foreach_set(
+                "vector", np.ascontiguousarray(vertices, np.float32).ravel()
+            )
             tile.data.update()
             tile.rotation_euler = (math.radians(view.elevation), 0.0, math.radians(view.azimuth))
             tile.location = (centre_x - float(offset[0]), 0.0, centre_z - float(offset[1]))
-        frame = composite(read_tga(self._write_frame()), settings.background)
+        frame = read_tga(self._write_frame())
+        frame = frame[..., :3] if self._opaque else composite(frame, settings.background)
         images = []
         for index in range(len(tiles)):
             row, column = divmod(index, columns)
@@ -353,6 +367,18 @@ def _blender_chatter_silenced() -> Iterator[None]:
             if not line.startswith(_HARMLESS_STDERR):
                 sys.stderr.write(line)
         captured.close()
+
+
+def _srgb_to_linear(value: float) -> float:
+    """The scene-linear value that the Standard view transform displays as sRGB ``value``."""
+    return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+
+def _is_closed(faces: np.ndarray) -> bool:
+    """True when every edge is shared by exactly two triangles (a watertight surface)."""
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    return bool(np.all(counts == 2))
 
 
 def _fast_temp_root() -> str | None:

@@ -47,7 +47,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def read_tga(path: str | os.PathLike[str]) -> np.ndarray:
-    """An uncompressed 24/32-bit Targa (what Blender's TARGA_RAW writes) as RGBA uint8 ``(H, W, 4)``."""
+    """An uncompressed 24/32-bit Targa (what Blender's TARGA_RAW writes) as RGB(A) uint8 ``(H, W, 3|4)``."""
     data = Path(path).read_bytes()
     id_length, colour_map, kind = data[0], data[1], data[2]
     width, height, depth, descriptor = struct.unpack_from("<HHBB", data, 12)
@@ -57,12 +57,10 @@ def read_tga(path: str | os.PathLike[str]) -> np.ndarray:
     start = 18 + id_length
     pixels = np.frombuffer(data, np.uint8, count=width * height * channels, offset=start)
     pixels = pixels.reshape(height, width, channels)
-    rgba = np.empty((height, width, 4), np.uint8)
-    rgba[..., :3] = pixels[..., 2::-1]  # stored BGR(A)
-    rgba[..., 3] = pixels[..., 3] if channels == 4 else 255
     if not descriptor & 0x20:  # origin at the bottom left unless bit 5 says top left
-        rgba = rgba[::-1]
-    return np.ascontiguousarray(rgba)
+        pixels = pixels[::-1]
+    order = [2, 1, 0, 3] if channels == 4 else [2, 1, 0]  # stored BGR(A)
+    return np.ascontiguousarray(pixels[..., order])
 
 
 def encode_png(image: np.ndarray) -> bytes:
