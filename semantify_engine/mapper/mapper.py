@@ -21,9 +21,7 @@ A mapper file is one ``.npz`` read with ``allow_pickle=False``:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..atomic import atomic_output
+from .. import npzfile
 from ..errors import SemantifyError
 
 if TYPE_CHECKING:
@@ -46,6 +44,11 @@ NORMALISATION_ARRAYS = ("input_mean", "input_std", "output_mean", "output_std")
 
 class MapperError(SemantifyError):
     """A mapper file is missing, damaged or made for another model, or a mapper was given bad values."""
+
+
+MAPPER_FILE = npzfile.FileKind(
+    FORMAT, FORMAT_VERSION, "mapper file", "Train or copy the mapper again.", MapperError
+)
 
 
 # ------------------------------------------------------------------------------------------ descriptors
@@ -370,35 +373,22 @@ def save_mapper(mapper: Mapper, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     header = {
         **mapper.metadata,
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
         "descriptors": [d.to_json() for d in mapper.descriptors],
         "layers": [list(w.shape) for w, _ in mapper.weights],
         "checksum": mapper.checksum(),
     }
-    arrays = dict(mapper._named_arrays())
-    arrays["header"] = np.array(json.dumps(header, sort_keys=True, allow_nan=False))
-    with atomic_output(path) as stream:
-        np.savez_compressed(stream, **arrays)
-    return path
+    return npzfile.write(path, MAPPER_FILE, header, dict(mapper._named_arrays()))
 
 
 def read_mapper_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON header alone (cheap: for listing mappers and for ``semantify mapper info``)."""
-    path = Path(path)
-    with _open_npz(path) as archive:
-        return _header_of(archive, path)
+    return npzfile.read(path, MAPPER_FILE, header_only=True)[0]
 
 
 def load_mapper(path: str | os.PathLike[str]) -> Mapper:
     """Load a mapper file, refusing anything that is not a complete, unaltered mapper file."""
     path = Path(path)
-    with _open_npz(path) as archive:
-        header = _header_of(archive, path)
-        try:
-            arrays = {key: archive[key] for key in archive.files if key != "header"}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-            raise MapperError(f"{path} is damaged ({error}). Train or copy the mapper again.") from error
+    header, arrays = npzfile.read(path, MAPPER_FILE)
     layer_count = len(header.get("layers", []))
     names = [*NORMALISATION_ARRAYS]
     for index in range(layer_count):
@@ -425,35 +415,6 @@ def load_mapper(path: str | os.PathLike[str]) -> Mapper:
             f"{mapper.checksum()}): the file was altered or damaged. Train or copy the mapper again."
         )
     return mapper
-
-
-def _open_npz(path: Path) -> Any:
-    if not path.is_file():
-        raise MapperError(f"Mapper file {path} does not exist.")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise MapperError(
-            f"{path} is not a readable mapper file ({error}). Expected a .npz written by 'semantify mapper'."
-        ) from error
-
-
-def _header_of(archive: Any, path: Path) -> dict[str, Any]:
-    try:
-        header = json.loads(str(archive["header"]))
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise MapperError(
-            f"{path} has no readable header ({error}); it is not a semantify mapper."
-        ) from error
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        kind = header.get("format") if isinstance(header, dict) else None
-        raise MapperError(f"{path} is not a semantify mapper file (format {kind!r}).")
-    if int(header.get("format_version", 0)) > FORMAT_VERSION:
-        raise MapperError(
-            f"{path} was written by a newer semantify (mapper format {header['format_version']}); "
-            "update semantify to read it."
-        )
-    return header
 
 
 def describe(mapper: Mapper) -> list[str]:

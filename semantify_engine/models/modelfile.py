@@ -14,28 +14,27 @@ as such instead of producing a subtly wrong mesh.
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_output
+from .. import npzfile
 from ..errors import ModelFileError
 from .linear import LinearMorphableModel, Skeleton
 
 FORMAT = "semantify-model"
 FORMAT_VERSION = 1
+MODEL_FILE = npzfile.FileKind(
+    FORMAT, FORMAT_VERSION, "model file", "Re-export or re-download the model file.", ModelFileError
+)
 
 
 def save_model(model: LinearMorphableModel, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` to ``path`` atomically and return the path."""
     path = Path(path)
     header: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
         "name": model.name,
         "kind": model.kind,
         "units": "metres",
@@ -62,30 +61,18 @@ def save_model(model: LinearMorphableModel, path: str | os.PathLike[str]) -> Pat
         arrays["joint_basis"] = model.skeleton.joint_basis
         arrays["joint_parents"] = model.skeleton.parents
         arrays["skin_weights"] = model.skeleton.skin_weights
-    arrays["header"] = np.array(json.dumps(header, sort_keys=True))
-    with atomic_output(path) as stream:
-        np.savez_compressed(stream, **arrays)
-    return path
+    return npzfile.write(path, MODEL_FILE, header, arrays)
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON header alone (cheap: used to list models without loading their bases)."""
-    path = Path(path)
-    with _open_npz(path) as archive:
-        return _header_of(archive, path)
+    return npzfile.read(path, MODEL_FILE, header_only=True)[0]
 
 
 def load_model(path: str | os.PathLike[str]) -> LinearMorphableModel:
     """Load a model file, refusing anything that is not a complete, consistent model file."""
     path = Path(path)
-    with _open_npz(path) as archive:
-        header = _header_of(archive, path)
-        try:
-            arrays = {key: archive[key] for key in archive.files if key != "header"}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-            raise ModelFileError(
-                f"{path} is damaged ({error}). Re-export or re-download the model file."
-            ) from error
+    header, arrays = npzfile.read(path, MODEL_FILE)
     missing = [key for key in ("template", "faces", "basis", "std") if key not in arrays]
     if missing:
         raise ModelFileError(f"{path} lacks the arrays {', '.join(missing)}; it is not a model file.")
@@ -119,31 +106,3 @@ def load_model(path: str | os.PathLike[str]) -> LinearMorphableModel:
             f"{model.checksum()}): the file was altered or damaged. Re-export or re-download it."
         )
     return model
-
-
-def _open_npz(path: Path) -> Any:
-    if not path.is_file():
-        raise ModelFileError(f"Model file {path} does not exist.")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise ModelFileError(
-            f"{path} is not a readable model file ({error}). Expected a .npz written by semantify."
-        ) from error
-
-
-def _header_of(archive: Any, path: Path) -> dict[str, Any]:
-    try:
-        header = json.loads(str(archive["header"]))
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise ModelFileError(
-            f"{path} has no readable header ({error}); it is not a semantify model file."
-        ) from error
-    if header.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a semantify model file (format {header.get('format')!r}).")
-    if int(header.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} was written by a newer semantify (model format {header['format_version']}); "
-            "update semantify to read it."
-        )
-    return header
