@@ -1,21 +1,24 @@
 """Semantify's Blender glue: properties, operators, panels, preferences and the ``-c semantify`` command.
 
 It holds no algorithm: every computation is the engine's (``semantify_engine``, bundled next to this
-package in the extension; see :mod:`.engine`). Registration only registers classes, one pointer property,
-one frame handler and one command-line command; it imports no engine module, so enabling the add-on is
-fast and never imports torch or open_clip (those load only when a user asks for CLIP work).
+package in the extension; see :mod:`.engine`). Registration only registers classes, two pointer
+properties (objects' sliders, the window manager's job progress), one frame handler and one command-line
+command; it imports no engine module, so enabling the add-on is fast and never imports torch or open_clip
+(those load only in the background process that builds mappers and adds words, see :mod:`.jobs`).
 """
 
 from __future__ import annotations
 
 import bpy
 
-from . import cli_command, operators, panels, preferences, properties, sliders
+from . import bake, cli_command, jobs, operators, panels, preferences, properties, sliders
 
 CLASSES: tuple[type, ...] = (
     *preferences.CLASSES,
     *properties.CLASSES,
     *operators.CLASSES,
+    *bake.CLASSES,
+    *jobs.CLASSES,
     *panels.CLASSES,
 )
 
@@ -29,6 +32,7 @@ def register() -> None:
 
 
 def unregister() -> None:
+    jobs.shutdown()  # a running background job's process and timer end with the add-on
     cli_command.unregister_command()
     sliders.unregister_handlers()
     properties.unregister_properties()

@@ -24,6 +24,7 @@ UNDOABLE = {"REGISTER", "UNDO"}
 REDOABLE = {"REGISTER"}
 
 _model_items_cache: dict[str, list[tuple[str, str, str]]] = {}  # Blender needs the items kept alive
+_default_mapper_cache: dict[str, list[tuple[str, str, str]]] = {}  # model checksum -> shipped mappers
 
 
 def semantify_object(context: Any) -> bpy.types.Object | None:
@@ -196,30 +197,58 @@ class SEMANTIFY_OT_load_mapper(bpy.types.Operator, ImportHelper):
 
     def execute(self, context: Any) -> set[str]:
         errors = import_engine("errors")
-        obj = context.active_object
-        path = bpy.path.abspath(self.filepath)
         try:  # everything that can fail happens before the scene is touched
-            mapper, checksum = sliders.cached_mapper(path)
-            sliders.check_object(obj, mapper)
+            mapper = sliders.load_onto(context.active_object, bpy.path.abspath(self.filepath))
         except errors.SemantifyError as error:
             return _failed(self, error)
-        state = obj.semantify
-        with sliders.suspended():
-            state.mapper_path = path
-            state.mapper_checksum = checksum
-            state.status = ""
-            state.sliders.clear()
-            for descriptor in mapper.descriptors:
-                item = state.sliders.add()
-                item.name = descriptor.name
-                item.kind = descriptor.kind
-                item.unit = descriptor.unit
-                item.low = descriptor.low
-                item.high = descriptor.high
-                item.default = descriptor.default
-                item.position = (descriptor.default - descriptor.low) / (descriptor.high - descriptor.low)
-        if not sliders.apply_reporting_status(obj):
-            return _failed(self, RuntimeError(obj.semantify.status))
+        self.report({"INFO"}, f"{mapper.input_count} sliders: {', '.join(mapper.descriptor_names)}")
+        return {"FINISHED"}
+
+
+def default_mapper_items(_self: Any, context: Any) -> list[tuple[str, str, str]]:
+    """The shipped mappers made for the active object's model (matched by the model's checksum)."""
+    obj = semantify_object(context)
+    checksum = obj.semantify.model_checksum if obj is not None else ""
+    if checksum not in _default_mapper_cache:
+        defaults = import_engine("mapper.defaults")
+        _default_mapper_cache[checksum] = [
+            (entry.name, ", ".join(entry.descriptors), f"{entry.kind} sliders for {entry.model_name}")
+            for entry in (defaults.default_mappers_for(checksum) if checksum else [])
+        ]
+    return _default_mapper_cache[checksum]
+
+
+class SEMANTIFY_OT_load_default_mapper(bpy.types.Operator):
+    """Load a mapper shipped with Semantify for this model: sliders with zero setup"""
+
+    bl_idname = "semantify.load_default_mapper"
+    bl_label = "Load Default Mapper"
+    bl_options = UNDOABLE
+    bl_property = "mapper"
+
+    mapper: EnumProperty(
+        name="Mapper", description="A shipped mapper for this model", items=default_mapper_items
+    )
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if semantify_object(context) is None:
+            cls.poll_message_set("Select a Semantify model (Add Model)")
+            return False
+        if not default_mapper_items(None, context):
+            cls.poll_message_set("No mapper ships for this model: load or build one")
+            return False
+        return True
+
+    def execute(self, context: Any) -> set[str]:
+        errors = import_engine("errors")
+        if not self.mapper:
+            return _failed(self, RuntimeError("No mapper ships for this model: load or build one."))
+        reference = sliders.DEFAULT_MAPPER_PREFIX + self.mapper
+        try:
+            mapper = sliders.load_onto(context.active_object, reference)
+        except errors.SemantifyError as error:
+            return _failed(self, error)
         self.report({"INFO"}, f"{mapper.input_count} sliders: {', '.join(mapper.descriptor_names)}")
         return {"FINISHED"}
 
@@ -331,6 +360,7 @@ CLASSES: tuple[type, ...] = (
     SEMANTIFY_OT_use_mesh,
     SEMANTIFY_OT_export_model,
     SEMANTIFY_OT_load_mapper,
+    SEMANTIFY_OT_load_default_mapper,
     SEMANTIFY_OT_reset_sliders,
     SEMANTIFY_OT_randomise_sliders,
     SEMANTIFY_OT_keyframe_sliders,
@@ -340,3 +370,4 @@ CLASSES: tuple[type, ...] = (
 
 def clear_caches() -> None:
     _model_items_cache.clear()
+    _default_mapper_cache.clear()

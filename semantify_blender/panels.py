@@ -1,7 +1,8 @@
 """The "Semantify" tab of the 3D view's sidebar: add a model, then shape it with one slider per word.
 
-Panels only draw: they read properties and call operators, and never load files or run the mapper
-(``draw`` runs on every redraw).
+Panels only draw: they read properties and call operators, and never load mappers or run them (``draw``
+runs on every redraw). The one file access is the list of shipped mappers for the active model, read from
+their headers once per model and cached.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from typing import Any
 
 import bpy
 
-from .operators import semantify_object
+from . import jobs
+from .operators import default_mapper_items, semantify_object
+from .sliders import mapper_label
 
 
 class _SemantifyPanel:
@@ -56,11 +59,21 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
     def draw(self, context: Any) -> None:
         layout = self.layout
         state = context.active_object.semantify
-        layout.operator("semantify.load_mapper", icon="FILE_FOLDER")
+        row = layout.row(align=True)
+        shipped = default_mapper_items(None, context)
+        if len(shipped) == 1:
+            operator = row.operator("semantify.load_default_mapper", text="Load Default", icon="PRESET")
+            operator.mapper = shipped[0][0]
+        elif shipped:
+            row.operator_menu_enum(
+                "semantify.load_default_mapper", "mapper", text="Load Default", icon="PRESET"
+            )
+        row.operator("semantify.load_mapper", text="Load Mapper" if not shipped else "", icon="FILE_FOLDER")
         if not len(state.sliders):
-            layout.label(text="Load a mapper trained for this model")
+            if not shipped:
+                layout.label(text="No mapper ships for this model: load or build one")
             return
-        layout.label(text=bpy.path.basename(state.mapper_path), icon="MODIFIER")
+        layout.label(text=mapper_label(state.mapper_path), icon="MODIFIER")
         if state.status:
             layout.label(text=state.status, icon="ERROR")
         column = layout.column(align=True)
@@ -76,4 +89,49 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
         row.operator("semantify.remove_mapper", text="", icon="X")
 
 
-CLASSES: tuple[type, ...] = (SEMANTIFY_PT_model, SEMANTIFY_PT_sliders)
+class SEMANTIFY_PT_build(_SemantifyPanel, bpy.types.Panel):
+    """Build a mapper or add a word in a background process; its progress and Cancel while it runs."""
+
+    bl_idname = "SEMANTIFY_PT_build"
+    bl_label = "Build"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return semantify_object(context) is not None or jobs.active_job() is not None
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        if jobs.active_job() is not None:
+            shown = context.window_manager.semantify_job
+            box = layout.box()
+            box.label(text=shown.label, icon="SORTTIME")
+            if shown.known:
+                box.progress(factor=shown.fraction, type="BAR", text=f"{shown.fraction * 100:.0f}%")
+            box.label(text=shown.message)
+            box.operator("semantify.cancel_job", icon="CANCEL")
+            return
+        row = layout.row(align=True)
+        row.operator("semantify.build_mapper", text="Build Mapper", icon="MOD_NORMALEDIT")
+        row.operator("semantify.add_word", text="Add Word", icon="ADD")
+        layout.operator("semantify.check_python", text="Check Python", icon="CONSOLE")
+
+
+class SEMANTIFY_PT_shape(_SemantifyPanel, bpy.types.Panel):
+    """Keep the shape: bake it to a shape key, apply it to the mesh, export with Blender's exporters."""
+
+    bl_idname = "SEMANTIFY_PT_shape"
+    bl_label = "Keep the Shape"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return semantify_object(context) is not None
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        row = layout.row(align=True)
+        row.operator("semantify.bake_shape_key", text="Bake Key", icon="SHAPEKEY_DATA")
+        row.operator("semantify.apply_shape", text="Apply", icon="CHECKMARK")
+        layout.menu("TOPBAR_MT_file_export", text="Export", icon="EXPORT")
+
+
+CLASSES: tuple[type, ...] = (SEMANTIFY_PT_model, SEMANTIFY_PT_sliders, SEMANTIFY_PT_shape, SEMANTIFY_PT_build)

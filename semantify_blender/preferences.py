@@ -1,14 +1,16 @@
-"""Add-on preferences: where the user's own models, CLIP weights and caches are.
+"""Add-on preferences: where the user's own models, CLIP weights, caches and the worker Python are.
 
 Nothing here is read at registration; operators read the preferences when they run. Empty fields mean
-"use the default": ``$SEMANTIFY_MODEL_DIR`` for models, open_clip's own download cache for weights, and
+"use the default": ``$SEMANTIFY_MODEL_DIR`` for models, open_clip's own download cache for weights,
 Blender's per-extension user folder for the cache (the extension's own folder is replaced on every update
-and may be read-only, so it is never written to).
+and may be read-only, so it is never written to), and ``$SEMANTIFY_PYTHON`` else Blender's own Python for
+background work (which has no torch unless the user installed it there).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import bpy
@@ -48,8 +50,21 @@ class SEMANTIFY_AddonPreferences(bpy.types.AddonPreferences):
     )
     cache_dir: StringProperty(
         name="Cache Folder",
-        description="Where CLIP weights and text embeddings are cached. Empty: the extension's user folder",
+        description=(
+            "Where CLIP weights, text embeddings, built mappers and their datasets go. "
+            "Empty: the extension's user folder"
+        ),
         subtype="DIR_PATH",
+        default="",
+    )
+    python: StringProperty(
+        name="Python with semantify installed",
+        description=(
+            "A Python that has torch and open_clip (and bpy, to render CLIP training views), e.g. a "
+            "checkout's .venv/bin/python after 'make env'. Building mappers and adding words run there, in "
+            "the background. Empty: $SEMANTIFY_PYTHON, else Blender's own Python"
+        ),
+        subtype="FILE_PATH",
         default="",
     )
 
@@ -61,6 +76,9 @@ class SEMANTIFY_AddonPreferences(bpy.types.AddonPreferences):
         column.prop(self, "clip_model")
         column.prop(self, "clip_pretrained")
         layout.prop(self, "cache_dir")
+        row = layout.row(align=True)
+        row.prop(self, "python")
+        row.operator("semantify.check_python", text="", icon="CHECKMARK")
 
 
 def get_preferences(context: Any = None) -> SEMANTIFY_AddonPreferences | None:
@@ -83,6 +101,16 @@ def cache_dir(context: Any = None) -> str:
     if preferences and preferences.cache_dir:
         return bpy.path.abspath(preferences.cache_dir)
     return bpy.utils.extension_path_user(ADDON_ID, path="cache", create=True)
+
+
+def job_python(context: Any = None) -> tuple[str, str]:
+    """The Python that runs background work, and where that choice came from (for reports)."""
+    preferences = get_preferences(context)
+    if preferences and preferences.python:
+        return bpy.path.abspath(preferences.python), "the add-on preference 'Python with semantify installed'"
+    if os.environ.get("SEMANTIFY_PYTHON"):
+        return os.environ["SEMANTIFY_PYTHON"], "$SEMANTIFY_PYTHON"
+    return sys.executable, "Blender's own Python (no preference set)"
 
 
 def engine_environment(context: Any = None) -> dict[str, str]:

@@ -17,7 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
-from bpy.props import CollectionProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from . import sliders
 
@@ -96,12 +103,28 @@ class SEMANTIFY_PG_object(bpy.types.PropertyGroup):
         return bool(self.model_checksum)
 
 
-CLASSES: tuple[type, ...] = (SEMANTIFY_PG_slider, SEMANTIFY_PG_object)
+class SEMANTIFY_PG_job(bpy.types.PropertyGroup):
+    """The background job's progress, for drawing (``window_manager.semantify_job``).
+
+    The job itself (a process) lives in :mod:`.jobs`; this is only what the panel and status bar show,
+    written by the job's timer.
+    """
+
+    running: BoolProperty(name="Running")
+    label: StringProperty(name="Job")
+    message: StringProperty(name="Message")
+    fraction: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
+    known: BoolProperty(name="Fraction Known")
+
+
+CLASSES: tuple[type, ...] = (SEMANTIFY_PG_slider, SEMANTIFY_PG_object, SEMANTIFY_PG_job)
 
 
 def register_properties() -> None:
     bpy.types.Object.semantify = PointerProperty(type=SEMANTIFY_PG_object)
+    bpy.types.WindowManager.semantify_job = PointerProperty(type=SEMANTIFY_PG_job)
 
 
 def unregister_properties() -> None:
+    del bpy.types.WindowManager.semantify_job
     del bpy.types.Object.semantify

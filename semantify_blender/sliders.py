@@ -32,6 +32,10 @@ _cache: dict[str, tuple[tuple[int, int], Mapper, str]] = {}
 _last_applied: dict[int, bytes] = {}  # object pointer -> positions last written (animation handler)
 _suspended = 0
 
+DEFAULT_MAPPER_PREFIX = "default:"
+"""``mapper_path`` of a shipped mapper: ``default:<name>``, resolved inside the installed extension, so a
+.blend that uses one opens with working sliders on any machine, wherever the extension is installed."""
+
 
 @contextlib.contextmanager
 def suspended() -> Iterator[None]:
@@ -67,11 +71,57 @@ def cached_mapper(path: str) -> tuple[Mapper, str]:
     return mapper, _cache[path][2]
 
 
+def mapper_file(reference: str) -> str:
+    """The absolute file of a mapper reference: ``default:<name>`` (shipped) or a path (``//`` relative)."""
+    if reference.startswith(DEFAULT_MAPPER_PREFIX):
+        defaults = import_engine("mapper.defaults")
+        return str(defaults.DEFAULT_MAPPER_DIR / f"{reference[len(DEFAULT_MAPPER_PREFIX) :]}.npz")
+    return bpy.path.abspath(reference)
+
+
+def mapper_label(reference: str) -> str:
+    """How the sidebar names a mapper: a shipped one by its name, a file by its file name."""
+    if reference.startswith(DEFAULT_MAPPER_PREFIX):
+        return f"{reference[len(DEFAULT_MAPPER_PREFIX) :]} (shipped)"
+    return bpy.path.basename(reference)
+
+
+def load_onto(obj: bpy.types.Object, reference: str, keep_values: bool = False) -> Mapper:
+    """Give ``obj`` one slider per descriptor of the mapper at ``reference`` and apply it.
+
+    Everything that can fail (unreadable, damaged or foreign mapper, missing shape keys) fails before the
+    object is touched. Sliders start at the mapper's defaults; with ``keep_values`` a descriptor the
+    object already had keeps its value (a mapper grown by one word keeps the shape the artist made).
+    """
+    mapper_module = import_engine("mapper.mapper")
+    mapper, checksum = cached_mapper(mapper_file(reference))
+    check_object(obj, mapper)
+    state = obj.semantify
+    kept = {slider.name: slider.value for slider in state.sliders} if keep_values else {}
+    with suspended():
+        state.mapper_path = reference
+        state.mapper_checksum = checksum
+        state.status = ""
+        state.sliders.clear()
+        for descriptor in mapper.descriptors:
+            item = state.sliders.add()
+            item.name = descriptor.name
+            item.kind = descriptor.kind
+            item.unit = descriptor.unit
+            item.low = descriptor.low
+            item.high = descriptor.high
+            item.default = descriptor.default
+            item.value = kept.get(descriptor.name, descriptor.default)  # clamped to the range
+    if not apply_reporting_status(obj):
+        raise mapper_module.MapperError(state.status)
+    return mapper
+
+
 def mapper_of(obj: bpy.types.Object) -> Mapper:
     """The object's mapper, checked against the object's model and against the mapper it loaded."""
     mapper_module = import_engine("mapper.mapper")
     state = obj.semantify
-    path = bpy.path.abspath(state.mapper_path)
+    path = mapper_file(state.mapper_path)
     mapper, checksum = cached_mapper(path)
     if checksum != state.mapper_checksum:
         raise mapper_module.MapperError(

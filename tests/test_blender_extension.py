@@ -10,7 +10,9 @@ What cannot be tested without a real ``blender`` executable (the wheel has none)
 ``blender -c semantify ...`` to the command (the test calls the registered callback itself and proves
 the id is taken), and the UI pushing an undo step when a user clicks an operator (headless, operators
 called from Python push no step; the tests check the UNDO flag on every scene-changing operator and that
-Blender's undo restores the scene around them).
+Blender's undo restores the scene around them), and Blender's event loop feeding timer events to the
+modal Build Mapper / Add Word operator (the tests deliver the events themselves; the background process,
+its progress, cancel and result are real).
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from semantify_engine.mapper import Descriptor, Mapper, model_identity, save_mapper
+from semantify_engine.mapper import Descriptor, Mapper, load_mapper, model_identity, save_mapper
 from semantify_engine.models import load, load_model
 
 bpy = pytest.importorskip("bpy")
@@ -41,11 +45,17 @@ SCENE_CHANGING = (
     "add_model_file",
     "use_mesh",
     "load_mapper",
+    "load_default_mapper",
     "reset_sliders",
     "randomise_sliders",
     "keyframe_sliders",
     "remove_mapper",
+    "bake_shape_key",
+    "apply_shape",
+    "build_mapper",
+    "add_word",
 )
+SHIPPED = ROOT / "semantify_engine" / "data" / "mappers"
 
 
 def blender_ext_tools() -> tuple[Path, Path]:
@@ -263,7 +273,9 @@ def test_added_body_has_one_named_shape_key_per_component_and_evaluates_like_the
 def test_scene_changing_operators_support_undo_and_undo_restores_the_scene(glue) -> None:
     for name in SCENE_CHANGING:
         operator_class = getattr(bpy.types, f"SEMANTIFY_OT_{name}")
-        assert {"REGISTER", "UNDO"} <= set(operator_class.bl_options), name
+        assert "UNDO" in operator_class.bl_options, name
+        # Background jobs offer no redo panel: redoing would run the whole build again.
+        assert ("REGISTER" in operator_class.bl_options) != (name in ("build_mapper", "add_word")), name
     assert "UNDO" not in bpy.types.SEMANTIFY_OT_export_model.bl_options  # writes a file, changes nothing
     bpy.ops.ed.undo_push(message="before")  # headless, undo starts only on an explicit push
     assert bpy.ops.semantify.add_model(model="anny-face-expression") == {"FINISHED"}
@@ -387,6 +399,284 @@ def test_save_and_reload_keeps_sliders_identity_and_shape(glue, head_mapper, tmp
     assert obj.semantify.status == ""
 
 
+# ---------------------------------------------------------------------------- shipped default mapper
+def add_body_with_default_mapper():
+    assert bpy.ops.semantify.add_model(model="anny-body") == {"FINISHED"}
+    obj = bpy.context.active_object
+    assert bpy.ops.semantify.load_default_mapper(mapper="anny-body-measurements") == {"FINISHED"}
+    return obj
+
+
+def test_default_mapper_gives_the_bundled_body_measurement_sliders_with_zero_setup(glue) -> None:
+    """Add the bundled body, load its shipped mapper, set sliders: the evaluated mesh is the engine's."""
+    model = load("anny-body")
+    mapper = load_mapper(SHIPPED / "anny-body-measurements.npz")
+    assert bpy.ops.semantify.add_model(model="anny-head-shape") == {"FINISHED"}
+    assert not bpy.ops.semantify.load_default_mapper.poll()  # nothing ships for the head: not offered
+    obj = add_body_with_default_mapper()
+    state = obj.semantify
+    assert state.mapper_path == "default:anny-body-measurements"  # found in any installed extension
+    assert [slider.name for slider in state.sliders] == ["height", "chest", "waist", "hips"]
+    assert [slider.unit for slider in state.sliders] == ["m"] * 4
+    state.sliders["height"].value = 1.85  # metres
+    state.sliders["waist"].position = 0.2
+    values = np.array([slider.value for slider in state.sliders], dtype=np.float32)
+    assert values[0] == pytest.approx(1.85, abs=1e-5)
+    expected = model.vertices(mapper.coefficients(values))
+    assert np.abs(evaluated_vertices(obj) - expected).max() < 1e-5
+    assert state.status == ""
+
+
+def test_slider_undo_restores_positions_and_shape(glue) -> None:
+    obj = add_body_with_default_mapper()
+    name = obj.name
+    bpy.ops.ed.undo_push(message="loaded")
+    before = (positions_of(obj), weights_of(obj).copy(), evaluated_vertices(obj))
+    obj.semantify.sliders["hips"].position = 0.95
+    bpy.ops.ed.undo_push(message="slider")
+    assert not np.allclose(evaluated_vertices(obj), before[2], atol=1e-4)
+    bpy.ops.ed.undo()
+    obj = bpy.data.objects[name]  # undo rebuilt the data: old references are gone
+    assert np.array_equal(positions_of(obj), before[0]) and np.array_equal(weights_of(obj), before[1])
+    assert np.abs(evaluated_vertices(obj) - before[2]).max() < 1e-6
+
+
+def test_save_and_reload_with_a_default_mapper(glue, tmp_path: Path) -> None:
+    obj = add_body_with_default_mapper()
+    obj.semantify.sliders["chest"].position = 0.7
+    saved = (positions_of(obj), evaluated_vertices(obj), obj.name)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "body.blend"))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.preferences.addon_enable(module=MODULE)
+    glue.sliders.clear_cache()
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "body.blend"))
+    obj = bpy.data.objects[saved[2]]
+    assert np.allclose(positions_of(obj), saved[0])
+    assert np.abs(evaluated_vertices(obj) - saved[1]).max() < 1e-6
+    obj.semantify.sliders["chest"].position = 0.3  # the shipped mapper is found again by reference
+    assert obj.semantify.status == "" and not np.allclose(evaluated_vertices(obj), saved[1], atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------- keep the shape
+def test_bake_shape_key_holds_the_evaluated_shape(glue) -> None:
+    obj = add_body_with_default_mapper()
+    obj.semantify.sliders["height"].position = 0.9
+    shown = evaluated_vertices(obj)
+    assert bpy.ops.semantify.bake_shape_key() == {"FINISHED"}
+    blocks = obj.data.shape_keys.key_blocks
+    baked = blocks[-1]
+    assert len(blocks) == 1 + obj.semantify.component_count + 1  # after the components: key k+1 is still k
+    assert baked.name.startswith("height=1.") and "hips=" in baked.name and baked.value == 0.0
+    coordinates = np.empty(len(baked.data) * 3, dtype=np.float32)
+    baked.data.foreach_get("co", coordinates)
+    assert np.abs(coordinates.reshape(-1, 3) - shown).max() < 1e-5
+    assert np.abs(evaluated_vertices(obj) - shown).max() < 1e-6  # baking changes nothing on screen
+
+
+def test_apply_shape_keeps_the_shape_and_removes_semantify_and_undo_restores(glue) -> None:
+    obj = add_body_with_default_mapper()
+    name = obj.name
+    obj.semantify.sliders["waist"].position = 0.8
+    bpy.ops.semantify.keyframe_sliders()
+    shown = evaluated_vertices(obj)
+    bpy.ops.ed.undo_push(message="before apply")
+    assert bpy.ops.semantify.apply_shape() == {"FINISHED"}
+    bpy.ops.ed.undo_push(message="after apply")
+    assert obj.data.shape_keys is None
+    assert not obj.semantify.is_model and not len(obj.semantify.sliders) and obj.semantify.mapper_path == ""
+    assert np.abs(evaluated_vertices(obj) - shown).max() < 1e-5
+    coordinates = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)
+    obj.data.vertices.foreach_get("co", coordinates)
+    assert np.abs(coordinates.reshape(-1, 3) - shown).max() < 1e-5  # the mesh itself holds the shape
+    from bpy_extras import anim_utils
+
+    curves = anim_utils.animdata_get_channelbag_for_assigned_slot(obj.animation_data).fcurves
+    assert not [curve for curve in curves if curve.data_path.startswith("semantify.")]
+    bpy.ops.ed.undo()
+    obj = bpy.data.objects[name]
+    assert len(obj.data.shape_keys.key_blocks) == 31 and len(obj.semantify.sliders) == 4
+    assert np.abs(evaluated_vertices(obj) - shown).max() < 1e-6
+
+
+def test_apply_shape_keeps_other_keys_as_offsets_on_the_applied_shape(glue) -> None:
+    obj = add_body_with_default_mapper()
+    obj.semantify.sliders["height"].position = 0.1
+    bpy.ops.semantify.bake_shape_key()
+    extra = obj.shape_key_add(name="nose", from_mix=False)
+    offset = np.zeros((len(obj.data.vertices), 3), dtype=np.float32)
+    offset[:50, 1] = -0.01
+    basis = np.empty(offset.size, dtype=np.float32)
+    obj.data.shape_keys.key_blocks[0].data.foreach_get("co", basis)
+    extra.data.foreach_set("co", (basis.reshape(-1, 3) + offset).ravel())
+    extra.value = 0.0
+    obj.data.shape_keys.update_tag()
+    shown = evaluated_vertices(obj)
+    bpy.ops.semantify.apply_shape()
+    assert [block.name for block in obj.data.shape_keys.key_blocks][1:] == [
+        obj.data.shape_keys.key_blocks[1].name,
+        "nose",
+    ]
+    assert np.abs(evaluated_vertices(obj) - shown).max() < 1e-5
+    obj.data.shape_keys.key_blocks["nose"].value = 1.0
+    obj.data.shape_keys.update_tag()
+    assert np.abs(evaluated_vertices(obj) - (shown + offset)).max() < 1e-5
+
+
+# ------------------------------------------------------------------------------------ background jobs
+def test_build_mapper_runs_in_a_background_process_and_loads_its_sliders(glue) -> None:
+    """Headless there is no event loop for the modal operator: it waits for the same process instead."""
+    obj = add_body_with_default_mapper()
+    assert bpy.ops.semantify.build_mapper(samples=128, scorer="metric") == {"FINISHED"}
+    state = obj.semantify
+    assert [slider.name for slider in state.sliders] == ["height", "chest", "waist", "hips"]
+    path = Path(state.mapper_path)
+    assert path.name == "mapper.npz" and path.parent.parent.name == "builds"  # in the cache, not the zip
+    mapper = load_mapper(path)
+    assert mapper.metadata["dataset"]["samples"] == 128 and state.status == ""
+    values = np.array([slider.value for slider in state.sliders], dtype=np.float32)
+    expected = load("anny-body").vertices(mapper.coefficients(values))
+    assert np.abs(evaluated_vertices(obj) - expected).max() < 1e-5
+    assert glue.jobs.active_job() is None and not bpy.ops.semantify.cancel_job.poll()
+
+
+class OperatorStandIn:
+    """Stands in for the running modal operator, whose instance Blender keeps to itself."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[set[str], str]] = []
+
+    def report(self, level: set[str], message: str) -> None:
+        self.reports.append((level, message))
+
+
+def tick(glue, event_type: str = "TIMER") -> set[str]:
+    """One event delivered to the modal operator, as Blender's event loop would (headless has none)."""
+    event = SimpleNamespace(type=event_type, value="PRESS" if event_type == "ESC" else "NOTHING")
+    return glue.jobs.SEMANTIFY_OT_build_mapper.modal(OperatorStandIn(), bpy.context, event)
+
+
+def test_modal_build_shows_progress_on_timer_ticks_and_cancel_ends_the_process(glue, monkeypatch) -> None:
+    obj = add_body_with_default_mapper()
+    monkeypatch.setattr(glue.jobs, "has_event_loop", lambda context: True)
+    assert bpy.ops.semantify.build_mapper(samples=50000, scorer="metric") == {"RUNNING_MODAL"}
+    state = glue.jobs.active_job()
+    assert state is not None and state.timer is not None
+    assert (
+        not bpy.ops.semantify.build_mapper.poll() and not bpy.ops.semantify.add_word.poll()
+    )  # one at a time
+    shown = bpy.context.window_manager.semantify_job
+    deadline = time.monotonic() + 60
+    while not (shown.known and shown.fraction > 0):
+        assert tick(glue) == {"PASS_THROUGH"} and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert shown.running and shown.label == "Build mapper for anny-body" and "dataset" in shown.message
+    assert tick(glue, "MOUSEMOVE") == {"PASS_THROUGH"}  # other events go on to Blender
+    assert bpy.ops.semantify.cancel_job() == {"FINISHED"}  # the sidebar's Cancel asks; the next tick ends it
+    assert tick(glue) == {"CANCELLED"}
+    assert not state.job.running and glue.jobs.active_job() is None and not shown.running
+    with pytest.raises(ProcessLookupError):
+        os.killpg(state.job.process.pid, 0)
+    assert obj.semantify.mapper_path == "default:anny-body-measurements"  # the scene is as it was
+
+
+def test_disabling_the_add_on_ends_a_running_job(glue, monkeypatch) -> None:
+    add_body_with_default_mapper()
+    monkeypatch.setattr(glue.jobs, "has_event_loop", lambda context: True)
+    assert bpy.ops.semantify.build_mapper(samples=50000, scorer="metric") == {"RUNNING_MODAL"}
+    state = glue.jobs.active_job()
+    assert bpy.ops.preferences.addon_disable(module=MODULE) == {"FINISHED"}
+    assert not state.job.running and glue.jobs.active_job() is None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(state.job.process.pid, 0)
+
+
+def test_modal_build_loads_the_new_sliders_when_the_process_finishes(glue, monkeypatch) -> None:
+    obj = add_body_with_default_mapper()
+    obj.semantify.sliders["height"].position = 0.9
+    monkeypatch.setattr(glue.jobs, "has_event_loop", lambda context: True)
+    assert bpy.ops.semantify.build_mapper(samples=128, scorer="metric") == {"RUNNING_MODAL"}
+    deadline = time.monotonic() + 120
+    while (result := tick(glue)) == {"PASS_THROUGH"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert result == {"FINISHED"} and glue.jobs.active_job() is None
+    assert Path(obj.semantify.mapper_path).name == "mapper.npz"
+    assert obj.semantify.sliders["height"].position == pytest.approx(0.5, abs=0.1)  # a new mapper: defaults
+
+
+@pytest.fixture(scope="module")
+def capsule_words(capsule, tiny_spec, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A capsule model file and a two-word mapper for it, trained on a tiny CLIP dataset (mechanics only)."""
+    from semantify_engine.dataset.builder import ClipScoring, DatasetRequest, build_dataset
+    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.dataset.store import DatasetFolder
+    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.models import save_model
+    from semantify_engine.render.settings import RenderSettings
+    from semantify_engine.render.views import parse_views
+
+    folder = tmp_path_factory.mktemp("capsule-words")
+    dataset = DatasetFolder(folder / "data")
+    build_dataset(
+        dataset,
+        DatasetRequest(
+            model_spec="capsule",
+            model=capsule,
+            samples=16,
+            plan=SamplingPlan(seed=7, components=3),
+            views=parse_views("front"),
+            render=RenderSettings(resolution=64),
+            clip=ClipScoring(spec=tiny_spec, template="a photo of a {} person", words=("fat", "tall")),
+            metrics=False,
+            chunk_size=8,
+        ),
+    )
+    settings = TrainingSettings(epochs=3, hidden=(16,), batch_size=8)
+    mapper, _ = train_from_dataset(dataset.folder, ["fat", "tall"], model=capsule, settings=settings)
+    return save_model(capsule, folder / "capsule.npz"), save_mapper(mapper, folder / "words.npz")
+
+
+def test_add_word_from_the_sidebar_keeps_the_other_sliders_values(glue, capsule_words) -> None:
+    model_path, mapper_path = capsule_words
+    assert bpy.ops.semantify.add_model_file(filepath=str(model_path)) == {"FINISHED"}
+    obj = bpy.context.active_object
+    assert bpy.ops.semantify.load_mapper(filepath=str(mapper_path)) == {"FINISHED"}
+    obj.semantify.sliders["tall"].position = 0.8
+    tall = obj.semantify.sliders["tall"].value
+    assert bpy.ops.semantify.add_word(word="broad shoulders") == {"FINISHED"}  # a real background process
+    state = obj.semantify
+    assert [slider.name for slider in state.sliders] == ["fat", "tall", "broad shoulders"]
+    assert state.sliders["tall"].value == pytest.approx(tall, abs=1e-6)  # the artist's shape is kept
+    assert Path(state.mapper_path).name == "words+broad_shoulders.npz" and state.status == ""
+    assert load_mapper(mapper_path).descriptor_names == ("fat", "tall")  # the original is untouched
+
+
+def test_missing_torch_or_open_clip_is_reported_with_how_to_fix_it(glue, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    preferences = bpy.context.preferences.addons[MODULE].preferences
+    obj = add_body_with_default_mapper()
+    before = (positions_of(obj), obj.semantify.mapper_path)
+    preferences.python = str(bare / "bin" / "python")
+    with pytest.raises(RuntimeError) as caught:
+        bpy.ops.semantify.add_word(word="muscular")
+    message = str(caught.value)
+    for text in ("lacks numpy, torch, open_clip", "Python with semantify installed", "-m pip install"):
+        assert text in message
+    preferences.python = str(tmp_path / "no-such-python")
+    with pytest.raises(RuntimeError, match="cannot be run.*Python with semantify installed"):
+        bpy.ops.semantify.build_mapper(samples=128, scorer="metric")
+    assert np.array_equal(positions_of(obj), before[0]) and obj.semantify.mapper_path == before[1]
+    preferences.python = ""
+
+
+def test_add_word_on_a_shipped_mapper_reports_that_its_dataset_must_be_made(glue) -> None:
+    obj = add_body_with_default_mapper()
+    with pytest.raises(RuntimeError, match="without its dataset.*--scorer both"):
+        bpy.ops.semantify.add_word(word="muscular")
+    assert obj.semantify.mapper_path == "default:anny-body-measurements"
+
+
 # ------------------------------------------------------------------------------------- use my mesh
 def make_mesh_with_shape_keys():
     """A 3×3 grid of quads with three keys: plain, relative to another key, and limited by a vertex group."""
@@ -433,6 +723,16 @@ def test_use_my_mesh_makes_its_shape_keys_the_basis_and_exports_a_model_file(glu
     assert len(state.sliders) == 2
 
 
+def test_background_builds_name_the_model_by_bundled_name_or_an_exported_file(glue) -> None:
+    obj = make_mesh_with_shape_keys()
+    bpy.ops.semantify.use_mesh()
+    option, path = glue.jobs.model_arguments(bpy.context, obj)
+    assert option == "--model" and Path(path).is_file()  # the worker process cannot see this mesh
+    assert load_model(path).checksum() == obj.semantify.model_checksum
+    assert bpy.ops.semantify.add_model(model="anny-body") == {"FINISHED"}
+    assert glue.jobs.model_arguments(bpy.context, bpy.context.active_object) == ["--model", "anny-body"]
+
+
 def test_export_refuses_shape_keys_changed_since_use_my_mesh(glue, tmp_path: Path) -> None:
     obj = make_mesh_with_shape_keys()
     bpy.ops.semantify.use_mesh()
@@ -442,10 +742,53 @@ def test_export_refuses_shape_keys_changed_since_use_my_mesh(glue, tmp_path: Pat
     assert not (tmp_path / "stale.npz").exists()
 
 
+class RecordingLayout:
+    """Stands in for a UILayout (headless has no region to draw in): records operators, icons, props."""
+
+    def __init__(self, calls: list[tuple[str, tuple, dict]]) -> None:
+        self.calls = calls
+
+    def __getattr__(self, name: str):
+        def call(*arguments, **keywords):
+            self.calls.append((name, arguments, keywords))
+            return RecordingLayout(self.calls)
+
+        return call
+
+
+def test_panels_draw_registered_operators_valid_icons_and_existing_properties(glue, monkeypatch) -> None:
+    icons = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+    obj = add_body_with_default_mapper()
+    calls: list[tuple[str, tuple, dict]] = []
+    panels = [getattr(glue.panels, name) for name in dir(glue.panels) if name.startswith("SEMANTIFY_PT_")]
+    shown = bpy.context.window_manager.semantify_job
+    shown.known, shown.fraction, shown.label, shown.message = True, 0.3, "Build", "dataset: 64/3000 samples"
+    for running in (False, True):
+        monkeypatch.setattr(glue.jobs, "active_job", lambda running=running: object() if running else None)
+        for panel in panels:
+            if not hasattr(panel, "poll") or panel.poll(bpy.context):
+                panel.draw(SimpleNamespace(layout=RecordingLayout(calls)), bpy.context)
+    operators = {args[0] for name, args, _ in calls if name in ("operator", "operator_menu_enum")}
+    for idname in operators:
+        group, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, group), name), idname
+    assert {"semantify.load_default_mapper", "semantify.bake_shape_key", "semantify.apply_shape"} <= operators
+    assert {"semantify.build_mapper", "semantify.add_word", "semantify.cancel_job"} <= operators
+    used = {keywords["icon"] for _, _, keywords in calls if "icon" in keywords}
+    assert used <= icons, used - icons
+    for name, args, _ in calls:
+        if name == "prop":
+            assert args[1] in args[0].bl_rna.properties, args[1]
+        if name == "menu":
+            assert hasattr(bpy.types, args[0]), args[0]
+    assert any(name == "progress" for name, _, _ in calls)  # the running job's progress bar
+    assert obj.semantify.is_model
+
+
 # ---------------------------------------------------------------------- preferences, command, disable
 def test_preferences_and_the_command_callback(glue, capsys: pytest.CaptureFixture[str]) -> None:
     preferences = bpy.context.preferences.addons[MODULE].preferences
-    assert {"model_dir", "clip_model", "clip_pretrained", "cache_dir"} <= set(
+    assert {"model_dir", "clip_model", "clip_pretrained", "cache_dir", "python"} <= set(
         preferences.bl_rna.properties.keys()
     )
     assert glue.cli_command.execute(["models", "--json"]) == 0
@@ -460,6 +803,7 @@ def test_disable_leaves_no_class_property_or_handler_behind(glue) -> None:
     assert all(cls.is_registered for cls in classes)
     assert bpy.ops.preferences.addon_disable(module=MODULE) == {"FINISHED"}
     assert not hasattr(bpy.types.Object, "semantify")
+    assert not hasattr(bpy.types.WindowManager, "semantify_job")
     assert not [name for name in dir(bpy.types) if name.startswith("SEMANTIFY")]
     assert not any(cls.is_registered for cls in classes)
     assert glue.sliders.on_frame_change not in bpy.app.handlers.frame_change_post

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..scoring.vocabulary import parse_words
 from .dataset_cmd import add_dataset_arguments, request_from
+from .mapper_cmd import epoch_bar
 from .progress import progress_bar
 
 
@@ -53,7 +54,13 @@ def run(arguments: argparse.Namespace) -> int:
         sweep=not arguments.no_sweep,
         pictures=not arguments.no_pictures,
     )
-    summary = run_build(out, request, options, progress=_dataset_bar(request.model.name))
+    summary = run_build(
+        out,
+        request,
+        options,
+        progress=_dataset_bar(request.model.name),
+        training_progress=lambda: epoch_bar("training mapper"),
+    )
     if request.clip is None:
         print(
             "Word sliders need CLIP weights: this build made measurement sliders. Give weights with "

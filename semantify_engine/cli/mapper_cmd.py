@@ -113,7 +113,7 @@ def run_train(arguments: argparse.Namespace) -> int:
     out = output_path(arguments.out, ".npz")
     settings = _settings_from(arguments)
     names = parse_words(arguments.descriptors)
-    with _epoch_bar("training mapper") as progress:
+    with epoch_bar("training mapper") as progress:
         mapper, figures = train_from_dataset(
             arguments.dataset, names, model_dir=arguments.model_dir, settings=settings, progress=progress
         )
@@ -126,7 +126,7 @@ def run_add_word(arguments: argparse.Namespace) -> int:
     from ..mapper.add_word import add_word
 
     out = output_path(arguments.out, ".npz") if arguments.out else None
-    with _epoch_bar("retraining mapper") as progress:
+    with epoch_bar("retraining mapper") as progress:
         path, mapper, figures = add_word(
             arguments.mapper, arguments.dataset, arguments.word, out, progress=progress
         )
@@ -147,7 +147,7 @@ def run_info(arguments: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _epoch_bar(description: str) -> Iterator[Callable[[int, int, float, float | None], None]]:
+def epoch_bar(description: str) -> Iterator[Callable[[int, int, float, float | None], None]]:
     """A progress bar over epochs with the latest train / validation MSE, opened at the first epoch so that
     an error found before training starts is not printed under an empty bar."""
     with contextlib.ExitStack() as stack:

@@ -101,6 +101,12 @@ def _dataset_folder(mapper: Mapper, mapper_path: Path, dataset_folder: str | os.
     if dataset_folder is not None:
         return Path(dataset_folder)
     recorded = mapper.metadata.get("dataset", {}).get("folder")
+    rebuild = mapper.metadata.get("dataset", {}).get("rebuild")
+    if not recorded and rebuild:  # a mapper shipped with semantify: its dataset does not ship
+        raise MapperError(
+            f"{mapper_path} ships with semantify without its dataset. Make a dataset of the same samples "
+            f"with CLIP scores ({rebuild}), then name it with --dataset DIR."
+        )
     if not recorded:
         raise MapperError(
             f"{mapper_path} does not record the dataset it was trained from; name it with --dataset DIR."

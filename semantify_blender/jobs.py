@@ -1,0 +1,436 @@
+"""Build a mapper or add a word from the sidebar without freezing Blender.
+
+The work needs torch and open_clip, which Blender's Python does not have, and takes seconds to hours, so
+it runs as ``semantify build`` / ``semantify mapper add-word`` in a background process of the Python set
+in the preferences (:class:`semantify_engine.cli.background.BackgroundJob`). A modal operator polls it on
+a timer: the sidebar and the status bar show its progress, Esc or the sidebar's Cancel ends it, and on
+success the new mapper is loaded onto the object it was started for (an undo step).
+
+Before anything starts, the chosen Python is asked (in milliseconds, without importing them) whether it
+has the modules the job needs; when it does not, the report says which are missing and the two ways to
+fix it (point the preference to a Python that has them, or install them into that one).
+
+In background mode (``blender -b``, scripts, tests) there is no event loop for a modal operator, so the
+operators wait for the process instead and then finish the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bpy
+from bpy.props import EnumProperty, IntProperty, StringProperty
+
+from . import model_objects, sliders
+from .engine import import_engine
+from .operators import semantify_object
+from .preferences import cache_dir, engine_environment, job_python, user_model_dir
+
+if TYPE_CHECKING:
+    from semantify_engine.cli.background import BackgroundJob
+
+TIMER_S = 0.25
+UNDO_ONLY = {"UNDO"}  # the new sliders are one undo step; no redo panel (it would run the whole job again)
+INTERNAL = {"INTERNAL"}
+PIP_NAMES = {
+    "numpy": "'numpy<2'",
+    "torch": "torch",
+    "open_clip": "open_clip_torch",
+    "sklearn": "scikit-learn",
+    "bpy": "bpy",
+}
+SCORERS = (
+    ("auto", "Auto", "Words and measurements when CLIP weights are available, else measurements only"),
+    ("both", "Words and Measurements", "CLIP word scores and body measurements"),
+    ("clip", "Words", "CLIP word scores only (needs CLIP weights)"),
+    ("metric", "Measurements", "Measurements only (height, chest, waist, hips, ...): no CLIP needed"),
+)
+
+
+@dataclass
+class ActiveJob:
+    """The one background job of this Blender session, and what to do with its result."""
+
+    job: BackgroundJob
+    object_name: str
+    keep_values: bool  # add-word keeps the artist's slider values; a new build starts at the defaults
+    timer: Any = None
+    cancel_requested: bool = False
+
+
+_active: ActiveJob | None = None
+
+
+def active_job() -> ActiveJob | None:
+    return _active
+
+
+# ------------------------------------------------------------------------------------ preparation
+def require_modules(python: str, source: str, modules: tuple[str, ...], purpose: str) -> None:
+    """Refuse to start when ``python`` lacks any of ``modules``, saying how to make them available."""
+    background = import_engine("cli.background")
+    how = (
+        "Set Edit > Preferences > Add-ons > Semantify > 'Python with semantify installed' to a Python that "
+        "has them (for a checkout: its .venv/bin/python after 'make env')"
+    )
+    try:
+        missing = background.missing_modules(python, modules)
+    except background.JobError as error:
+        raise background.JobError(f"{error} {how}.") from error
+    if missing:
+        install = " ".join(PIP_NAMES.get(name, name) for name in missing)
+        raise background.JobError(
+            f"{purpose} runs in a separate Python that needs {', '.join(modules)}, and {python} ({source}) "
+            f"lacks {', '.join(missing)}; Blender's own Python has no torch or open_clip. {how}, or install "
+            f'them into that Python: "{python}" -m pip install {install}'
+        )
+
+
+def job_environment(context: Any) -> dict[str, str]:
+    """The preferences as the engine's variables, with the cache folder always set."""
+    environment = engine_environment(context)
+    environment.setdefault("SEMANTIFY_CLIP_CACHE_DIR", cache_dir(context))
+    return environment
+
+
+def model_arguments(context: Any, obj: bpy.types.Object) -> list[str]:
+    """``--model ...`` naming the object's model for the engine (exported to a file for 'Use My Mesh')."""
+    registry = import_engine("models.registry")
+    user_models = import_engine("models.user_models")
+    state = obj.semantify
+    source = state.model_source
+    if source in registry.bundled_model_paths():
+        return ["--model", source]
+    if source in user_models.USER_MODEL_NAMES:
+        folder = user_model_dir(context)
+        return ["--model", source, *(["--model-dir", folder] if folder else [])]
+    if source == model_objects.SHAPE_KEY_SOURCE:
+        models = import_engine("models")
+        errors = import_engine("errors")
+        model = model_objects.model_from_object(obj, name=state.model_name)
+        if model.checksum() != state.model_checksum:
+            raise errors.ModelFileError(
+                f"The shape keys of '{obj.name}' changed since 'Use My Mesh'. Run 'Use My Mesh' again."
+            )
+        path = Path(cache_dir(context)) / "models" / f"{_slug(state.model_name)}-{state.model_checksum}.npz"
+        models.save_model(model, path)
+        return ["--model", str(path)]
+    return ["--model", bpy.path.abspath(source)]
+
+
+def build_job(
+    context: Any, obj: bpy.types.Object, samples: int, scorer: str, words: str, descriptors: int
+) -> BackgroundJob:
+    """``semantify build`` for the object's model into a cache folder named after the request.
+
+    The same request goes to the same folder, so building again after a cancel resumes the dataset.
+    """
+    background = import_engine("cli.background")
+    python, source = job_python(context)
+    require_modules(python, source, ("numpy", "torch"), "Building a mapper")
+    words_need = ("open_clip", "sklearn", "bpy")  # CLIP, the descriptor selection, rendering the views
+    if scorer == "auto" and background.missing_modules(python, words_need):
+        scorer = "metric"  # what 'auto' means without CLIP, decided here rather than by a traceback there
+    if scorer != "metric":
+        require_modules(python, source, words_need, "Building word sliders")
+    arguments = [
+        *model_arguments(context, obj),
+        "--samples",
+        str(samples),
+        "--scorer",
+        scorer,
+        "--no-evaluate",
+    ]
+    if words.strip():
+        arguments += ["--words", words]
+    if descriptors > 0:
+        arguments += ["--descriptors", str(descriptors)]
+    environment = job_environment(context)
+    request = json.dumps([arguments, sorted(environment.items())]).encode()
+    name = f"{_slug(obj.semantify.model_name)}-{hashlib.sha256(request).hexdigest()[:10]}"
+    out = Path(cache_dir(context)) / "builds" / name
+    return background.BackgroundJob(
+        python,
+        ["build", *arguments, "--out", str(out)],
+        out / "mapper.npz",
+        environment=environment,
+        label=f"Build mapper for {obj.semantify.model_name}",
+    )
+
+
+def add_word_job(context: Any, obj: bpy.types.Object, word: str, dataset: str) -> BackgroundJob:
+    """``semantify mapper add-word`` on the object's mapper, written to a new file in the cache."""
+    background = import_engine("cli.background")
+    add_word = import_engine("mapper.add_word")
+    python, source = job_python(context)
+    word = add_word.clean_word(word)
+    require_modules(python, source, ("numpy", "torch", "open_clip"), "Adding a word")
+    state = obj.semantify
+    mapper_path = sliders.mapper_file(state.mapper_path)
+    out = Path(cache_dir(context)) / "mappers" / f"{Path(mapper_path).stem}+{_slug(word)}.npz"
+    arguments = ["mapper", "add-word", mapper_path, word, "--out", str(out)]
+    if dataset.strip():
+        arguments += ["--dataset", bpy.path.abspath(dataset)]
+    return background.BackgroundJob(
+        python, arguments, out, environment=job_environment(context), label=f"Add word '{word}'"
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:40] or "model"
+
+
+# ------------------------------------------------------------------------------------------ finish
+def finish(state: ActiveJob) -> tuple[str, str]:
+    """Load the finished job's mapper onto its object; returns a report level and message."""
+    errors = import_engine("errors")
+    background = import_engine("cli.background")
+    try:
+        path = state.job.result()
+    except background.JobCancelled:
+        return "WARNING", f"{state.job.label}: cancelled"
+    except errors.SemantifyError as error:
+        return "ERROR", f"{state.job.label} failed: {error}"
+    obj = bpy.data.objects.get(state.object_name)
+    if obj is None or not obj.semantify.is_model:
+        return (
+            "WARNING",
+            f"New mapper saved to {path}; '{state.object_name}' is gone: load it with Load Mapper",
+        )
+    try:
+        mapper = sliders.load_onto(obj, str(path), keep_values=state.keep_values)
+    except errors.SemantifyError as error:
+        return "ERROR", f"New mapper saved to {path} but not loaded onto '{obj.name}': {error}"
+    return "INFO", f"'{obj.name}' has {mapper.input_count} sliders: {', '.join(mapper.descriptor_names)}"
+
+
+def show(context: Any, state: ActiveJob | None) -> None:
+    """Copy the job's progress to the window manager's properties and the status bar; redraw the sidebar."""
+    shown = context.window_manager.semantify_job
+    if state is None:
+        shown.running, shown.message, shown.known = False, "", False
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+    else:
+        progress = state.job.poll()
+        shown.running, shown.label, shown.message = True, state.job.label, progress.message
+        shown.known = progress.fraction is not None
+        shown.fraction = progress.fraction or 0.0
+        percent = f"{shown.fraction * 100:.0f}% " if shown.known else ""
+        if context.workspace is not None:
+            context.workspace.status_text_set(
+                f"Semantify: {state.job.label}: {percent}{progress.message} (Esc to cancel)"
+            )
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def shutdown() -> None:
+    """End a running job (the add-on is being disabled): no process or timer is left behind."""
+    global _active
+    state, _active = _active, None
+    if state is None:
+        return
+    state.job.cancel()
+    if state.timer is not None:
+        bpy.context.window_manager.event_timer_remove(state.timer)
+
+
+def has_event_loop(context: Any) -> bool:
+    """Whether timer events will reach a modal operator (not in background mode, not without a window)."""
+    return not bpy.app.background and context.window is not None
+
+
+def end(context: Any, state: ActiveJob) -> None:
+    """The job is over (finished or cancelled): remove its timer, clear the progress display."""
+    global _active
+    if state.timer is not None:
+        context.window_manager.event_timer_remove(state.timer)
+        state.timer = None
+    _active = None
+    show(context, None)
+
+
+def done(operator: bpy.types.Operator, state: ActiveJob) -> set[str]:
+    """Report the job's outcome through ``operator``; FINISHED (an undo step) only if sliders changed."""
+    level, message = finish(state)
+    operator.report({level}, message)
+    return {"FINISHED"} if level == "INFO" else {"CANCELLED"}
+
+
+# --------------------------------------------------------------------------------------- operators
+class _BackgroundOperator(bpy.types.Operator):
+    """Start a job, follow it on a timer (or wait, in background mode), load its mapper."""
+
+    bl_options = UNDO_ONLY
+
+    keep_values = False
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if _active is not None:
+            cls.poll_message_set("A Semantify job is running: wait for it or cancel it")
+            return False
+        if semantify_object(context) is None:
+            cls.poll_message_set("Select a Semantify model")
+            return False
+        return True
+
+    def make_job(self, context: Any, obj: bpy.types.Object) -> BackgroundJob:
+        raise NotImplementedError
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        return context.window_manager.invoke_props_dialog(self, width=420)
+
+    def execute(self, context: Any) -> set[str]:
+        global _active
+        errors = import_engine("errors")
+        obj = context.active_object
+        try:
+            job = self.make_job(context, obj)
+            job.start()
+        except errors.SemantifyError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        state = ActiveJob(job=job, object_name=obj.name, keep_values=self.keep_values)
+        if not has_event_loop(context):  # blender -b, scripts: no timer events would come; wait here
+            job.wait()
+            return done(self, state)
+        _active = state
+        state.timer = context.window_manager.event_timer_add(TIMER_S, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        show(context, state)
+        self.report({"INFO"}, f"{job.label}: started in the background (Esc to cancel)")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: Any, event: Any) -> set[str]:
+        state = _active
+        if state is None:  # ended elsewhere (the add-on was disabled)
+            return {"CANCELLED"}
+        if (event.type == "ESC" and event.value == "PRESS") or state.cancel_requested:
+            state.job.cancel()
+            end(context, state)
+            self.report({"WARNING"}, f"{state.job.label}: cancelled")
+            return {"CANCELLED"}
+        if event.type != "TIMER":  # any timer's tick polls: Blender does not say which timer fired
+            return {"PASS_THROUGH"}
+        show(context, state)
+        if state.job.running:
+            return {"PASS_THROUGH"}
+        end(context, state)
+        return done(self, state)
+
+    def cancel(self, context: Any) -> None:
+        """Blender ends the modal operator itself (a file is opened, the window closes): end the job too."""
+        state = _active
+        if state is not None:
+            state.job.cancel()
+            end(context, state)
+
+
+class SEMANTIFY_OT_build_mapper(_BackgroundOperator):
+    """Build a mapper for this model in the background (dataset, descriptors, training), then load it"""
+
+    bl_idname = "semantify.build_mapper"
+    bl_label = "Build Mapper"
+
+    samples: IntProperty(
+        name="Samples", description="Shapes sampled for training (the paper uses 3000)", default=3000, min=64
+    )
+    scorer: EnumProperty(name="Sliders", items=SCORERS, default="auto")
+    words: StringProperty(
+        name="Words", description="Comma-separated candidate words (empty: the model kind's list)"
+    )
+    descriptors: IntProperty(
+        name="Sliders Kept", description="How many sliders (0: as the selection decides)", default=0, min=0
+    )
+
+    def make_job(self, context: Any, obj: bpy.types.Object) -> BackgroundJob:
+        return build_job(context, obj, self.samples, self.scorer, self.words, self.descriptors)
+
+
+class SEMANTIFY_OT_add_word(_BackgroundOperator):
+    """Add a word slider to this mapper and retrain it in the background (no rendering: cached images)"""
+
+    bl_idname = "semantify.add_word"
+    bl_label = "Add Word"
+
+    keep_values = True
+
+    word: StringProperty(name="Word", description="The new descriptor, e.g. 'broad shoulders'")
+    dataset: StringProperty(
+        name="Dataset",
+        description="Dataset folder with CLIP embeddings (empty: the one the mapper was trained from)",
+        subtype="DIR_PATH",
+    )
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if not super().poll(context):
+            return False
+        if not len(context.active_object.semantify.sliders):
+            cls.poll_message_set("Load a mapper first")
+            return False
+        return True
+
+    def make_job(self, context: Any, obj: bpy.types.Object) -> BackgroundJob:
+        return add_word_job(context, obj, self.word, self.dataset)
+
+
+class SEMANTIFY_OT_cancel_job(bpy.types.Operator):
+    """Cancel the running background job (its process ends; a build resumes where it stopped next time)"""
+
+    bl_idname = "semantify.cancel_job"
+    bl_label = "Cancel"
+    bl_options = INTERNAL
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return _active is not None
+
+    def execute(self, context: Any) -> set[str]:
+        if _active is not None:
+            _active.cancel_requested = True  # the job's timer ends the process and cleans up
+        return {"FINISHED"}
+
+
+class SEMANTIFY_OT_check_python(bpy.types.Operator):
+    """Check that the Python for background work has what building mappers and adding words need"""
+
+    bl_idname = "semantify.check_python"
+    bl_label = "Check Python"
+
+    def execute(self, context: Any) -> set[str]:
+        errors = import_engine("errors")
+        python, source = job_python(context)
+        try:
+            require_modules(
+                python,
+                source,
+                ("numpy", "torch", "open_clip", "sklearn"),
+                "Building mappers and adding words",
+            )
+        except errors.SemantifyError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        background = import_engine("cli.background")
+        extra = (
+            "" if not background.missing_modules(python, ("bpy",)) else " (no bpy: measurement builds only)"
+        )
+        self.report({"INFO"}, f"{python} ({source}) has torch and open_clip{extra}")
+        return {"FINISHED"}
+
+
+CLASSES: tuple[type, ...] = (
+    SEMANTIFY_OT_build_mapper,
+    SEMANTIFY_OT_add_word,
+    SEMANTIFY_OT_cancel_job,
+    SEMANTIFY_OT_check_python,
+)
