@@ -10,7 +10,7 @@ OUT ?= out
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[all,dev]"
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[all,dev,detect]"
 	touch $(STAMP)
 
 .PHONY: env demo test lint bench extension clean

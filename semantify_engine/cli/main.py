@@ -12,9 +12,18 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import SemantifyError
-from . import build_cmd, dataset_cmd, demo_cmd, evaluate_cmd, mapper_cmd, models_cmd, render_cmd
+from . import build_cmd, dataset_cmd, demo_cmd, evaluate_cmd, fit_cmd, mapper_cmd, models_cmd, render_cmd
 
-COMMAND_MODULES = (build_cmd, models_cmd, render_cmd, dataset_cmd, mapper_cmd, evaluate_cmd, demo_cmd)
+COMMAND_MODULES = (
+    build_cmd,
+    models_cmd,
+    render_cmd,
+    dataset_cmd,
+    mapper_cmd,
+    evaluate_cmd,
+    fit_cmd,
+    demo_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
