@@ -7,7 +7,7 @@
 
 For each bundled model below it runs the same command a user would::
 
-    semantify build --model MODEL --scorer metric --samples 3000 --no-evaluate --out TMP/MODEL
+    semantify build --model MODEL --scorer metric --samples 6000 --no-evaluate --out TMP/MODEL
 
 and copies ``TMP/MODEL/mapper.npz`` to ``semantify_engine/data/mappers/MODEL-measurements.npz``. They are
 measurement sliders (height, chest, waist, hips for bodies; mouth, eye opening and jaw drop for the face)
@@ -43,7 +43,7 @@ from semantify_engine.mapper import load_mapper, save_mapper  # noqa: E402
 from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR  # noqa: E402
 
 MODELS = ("anny-body", "anny-body-male", "anny-body-female", "anny-face-expression")
-SAMPLES = 3000
+SAMPLES = 6000  # semantify build's default for measurement-only builds (see pipeline.MEASUREMENT_SAMPLES)
 MAX_BYTES = 2_000_000  # each file ships in the extension zip: refuse a surprise
 
 

@@ -23,9 +23,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "CLIP weights it builds measurement sliders (height, chest, waist, hips for bodies) and says how to "
         "get word sliders.",
     )
-    from ..pipeline import DEFAULT_SAMPLES
+    from ..pipeline import CLIP_SAMPLES, MEASUREMENT_SAMPLES
 
-    add_dataset_arguments(parser, samples_default=DEFAULT_SAMPLES)
+    add_dataset_arguments(
+        parser,
+        samples_help=f"samples (default {CLIP_SAMPLES} with CLIP scores, {MEASUREMENT_SAMPLES} for "
+        "measurement-only builds, which render nothing)",
+    )
     choice = parser.add_argument_group("descriptors and evaluation")
     choice.add_argument(
         "--descriptors", type=int, help="how many sliders (default: as the selection decides)"

@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--shard I/N builds every N-th chunk starting at I: run one shard per machine, then "
         "'semantify dataset merge'.",
     )
-    add_dataset_arguments(build, samples_default=None)
+    add_dataset_arguments(build)
     build.add_argument("--shard", default="0/1", help="I/N: build only shard I of N (0/1: everything)")
     build.set_defaults(run=run_build)
 
@@ -64,15 +64,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.set_defaults(run=run_info)
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser, samples_default: int | None) -> None:
-    """The options that define a dataset; shared by ``dataset build`` and ``build``."""
+def add_dataset_arguments(parser: argparse.ArgumentParser, samples_help: str | None = None) -> None:
+    """The options that define a dataset; shared by ``dataset build`` and ``build``.
+
+    ``samples_help`` None makes ``--samples`` required; otherwise it is optional, described by it.
+    """
     add_model_arguments(parser, positional=False)
-    if samples_default is None:
+    if samples_help is None:
         parser.add_argument("--samples", type=int, required=True, help="number of samples")
     else:
-        parser.add_argument(
-            "--samples", type=int, default=samples_default, help=f"samples ({samples_default})"
-        )
+        parser.add_argument("--samples", type=int, help=samples_help)
     parser.add_argument("--out", required=True, help="output folder (created, or resumed)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     parser.add_argument(
@@ -118,10 +119,15 @@ def request_from(arguments: argparse.Namespace, components: int | None = None) -
         if arguments.scorer == "auto":
             clip = _usable_or_none(clip)
     metrics = arguments.scorer in ("metric", "both") or (arguments.scorer == "auto" and _measurable(model))
+    samples = arguments.samples
+    if samples is None:  # `semantify build` leaves the count to the pipeline's defaults
+        from ..pipeline import default_build_samples
+
+        samples = default_build_samples(clip is not None)
     return DatasetRequest(
         model_spec=arguments.model,
         model=model,
-        samples=arguments.samples,
+        samples=samples,
         plan=plan,
         views=views_from(arguments),
         render=render_settings_from(arguments),

@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "contact sheet (each component at -2σ / 0 / +2σ, front and side) of every bundled model.",
     )
     parser.add_argument("--out", default="out/demo", help="output folder (out/demo)")
-    parser.add_argument("--samples", type=int, default=3000, help="dataset samples for the build (3000)")
+    parser.add_argument("--samples", type=int, help="dataset samples for the build (default: build's)")
     parser.set_defaults(run=run)
 
 
@@ -33,8 +33,8 @@ def run(arguments: argparse.Namespace) -> int:
     from .main import main as semantify
 
     folder = Path(arguments.out)
-    code = semantify(["build", "--model", DEFAULT_MODEL, "--samples", str(arguments.samples),
-                      "--out", str(folder / DEFAULT_MODEL)])  # fmt: skip
+    samples = [] if arguments.samples is None else ["--samples", str(arguments.samples)]
+    code = semantify(["build", "--model", DEFAULT_MODEL, *samples, "--out", str(folder / DEFAULT_MODEL)])
     if code:
         return code
     views = (NAMED_VIEWS["front"], NAMED_VIEWS["side"])
