@@ -11,15 +11,33 @@ from __future__ import annotations
 
 import bpy
 
-from . import bake, cli_command, jobs, operators, panels, preferences, properties, sliders
+from . import (
+    bake,
+    cli_command,
+    fitting_ops,
+    fitting_panel,
+    fitting_props,
+    jobs,
+    operators,
+    panels,
+    preferences,
+    properties,
+    rig,
+    rig_operators,
+    sliders,
+)
 
 CLASSES: tuple[type, ...] = (
     *preferences.CLASSES,
     *properties.CLASSES,
+    *fitting_props.CLASSES,
     *operators.CLASSES,
     *bake.CLASSES,
+    *rig_operators.CLASSES,
     *jobs.CLASSES,
+    *fitting_ops.CLASSES,
     *panels.CLASSES,
+    *fitting_panel.CLASSES,  # a sub-panel of Sliders: registered after it
 )
 
 
@@ -27,7 +45,9 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
+    fitting_props.register_properties()
     sliders.register_handlers()
+    rig.register_handlers()
     cli_command.register_command()
 
 
@@ -35,7 +55,10 @@ def unregister() -> None:
     jobs.shutdown()  # a running background job's process and timer end with the add-on
     cli_command.unregister_command()
     sliders.unregister_handlers()
+    rig.unregister_handlers()
+    fitting_props.unregister_properties()
     properties.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
     operators.clear_caches()
+    fitting_ops.clear_caches()

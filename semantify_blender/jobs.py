@@ -4,7 +4,9 @@ The work needs torch and open_clip, which Blender's Python does not have, and ta
 it runs as ``semantify build`` / ``semantify mapper add-word`` in a background process of the Python set
 in the preferences (:class:`semantify_engine.cli.background.BackgroundJob`). A modal operator polls it on
 a timer: the sidebar and the status bar show its progress, Esc or the sidebar's Cancel ends it, and on
-success the new mapper is loaded onto the object it was started for (an undo step).
+success the new mapper is loaded onto the object it was started for (an undo step). Photo and text fits
+(:mod:`.fitting_ops`) run the same way; their operators hand a result handler that sets the sliders from
+the fit's JSON instead.
 
 Before anything starts, the chosen Python is asked (in milliseconds, without importing them) whether it
 has the modules the job needs; when it does not, the report says which are missing and the two ways to
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,7 @@ PIP_NAMES = {
     "numpy": "'numpy<2'",
     "torch": "torch",
     "open_clip": "open_clip_torch",
+    "PIL": "pillow",
     "sklearn": "scikit-learn",
     "bpy": "bpy",
 }
@@ -61,6 +65,12 @@ class ActiveJob:
     keep_values: bool  # add-word keeps the artist's slider values; a new build starts at the defaults
     timer: Any = None
     cancel_requested: bool = False
+    use_result: ResultHandler | None = None  # None: the result file is a mapper to load onto the object
+
+
+ResultHandler = Callable[[ActiveJob, Path], tuple[str, str, bool]]
+"""Applies a finished job's result file (a fit's JSON, ...): returns a report level, a message, and
+whether the scene changed (which makes the operator finish as one undo step)."""
 
 
 _active: ActiveJob | None = None
@@ -186,27 +196,34 @@ def _slug(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ finish
-def finish(state: ActiveJob) -> tuple[str, str]:
-    """Load the finished job's mapper onto its object; returns a report level and message."""
+def finish(state: ActiveJob) -> tuple[str, str, bool]:
+    """Use the finished job's result (by default: load its mapper onto its object).
+
+    Returns a report level, a message and whether the scene changed.
+    """
     errors = import_engine("errors")
     background = import_engine("cli.background")
     try:
         path = state.job.result()
     except background.JobCancelled:
-        return "WARNING", f"{state.job.label}: cancelled"
+        return "WARNING", f"{state.job.label}: cancelled", False
     except errors.SemantifyError as error:
-        return "ERROR", f"{state.job.label} failed: {error}"
+        return "ERROR", f"{state.job.label} failed: {error}", False
+    if state.use_result is not None:
+        return state.use_result(state, path)
     obj = bpy.data.objects.get(state.object_name)
     if obj is None or not obj.semantify.is_model:
         return (
             "WARNING",
             f"New mapper saved to {path}; '{state.object_name}' is gone: load it with Load Mapper",
+            False,
         )
     try:
         mapper = sliders.load_onto(obj, str(path), keep_values=state.keep_values)
     except errors.SemantifyError as error:
-        return "ERROR", f"New mapper saved to {path} but not loaded onto '{obj.name}': {error}"
-    return "INFO", f"'{obj.name}' has {mapper.input_count} sliders: {', '.join(mapper.descriptor_names)}"
+        return "ERROR", f"New mapper saved to {path} but not loaded onto '{obj.name}': {error}", False
+    names = ", ".join(mapper.descriptor_names)
+    return "INFO", f"'{obj.name}' has {mapper.input_count} sliders: {names}", True
 
 
 def show(context: Any, state: ActiveJob | None) -> None:
@@ -260,9 +277,9 @@ def end(context: Any, state: ActiveJob) -> None:
 
 def done(operator: bpy.types.Operator, state: ActiveJob) -> set[str]:
     """Report the job's outcome through ``operator``; FINISHED (an undo step) only if sliders changed."""
-    level, message = finish(state)
+    level, message, changed = finish(state)
     operator.report({level}, message)
-    return {"FINISHED"} if level == "INFO" else {"CANCELLED"}
+    return {"FINISHED"} if changed else {"CANCELLED"}
 
 
 # --------------------------------------------------------------------------------------- operators
@@ -286,6 +303,10 @@ class _BackgroundOperator(bpy.types.Operator):
     def make_job(self, context: Any, obj: bpy.types.Object) -> BackgroundJob:
         raise NotImplementedError
 
+    def result_handler(self) -> ResultHandler | None:
+        """What to do with the job's result file; None loads it as the object's new mapper."""
+        return None
+
     def invoke(self, context: Any, event: Any) -> set[str]:
         return context.window_manager.invoke_props_dialog(self, width=420)
 
@@ -299,7 +320,9 @@ class _BackgroundOperator(bpy.types.Operator):
         except errors.SemantifyError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        state = ActiveJob(job=job, object_name=obj.name, keep_values=self.keep_values)
+        state = ActiveJob(
+            job=job, object_name=obj.name, keep_values=self.keep_values, use_result=self.result_handler()
+        )
         if not has_event_loop(context):  # blender -b, scripts: no timer events would come; wait here
             job.wait()
             return done(self, state)

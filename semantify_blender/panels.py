@@ -11,7 +11,7 @@ from typing import Any
 
 import bpy
 
-from . import jobs
+from . import jobs, rig
 from .operators import default_mapper_items, semantify_object
 from .sliders import mapper_label
 
@@ -89,6 +89,32 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
         row.operator("semantify.remove_mapper", text="", icon="X")
 
 
+class SEMANTIFY_PT_rig(_SemantifyPanel, bpy.types.Panel):
+    """Add a rigged character; for the active one, the Follow Shape switch and Update Joints."""
+
+    bl_idname = "SEMANTIFY_PT_rig"
+    bl_label = "Rig"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        layout.operator_menu_enum(
+            "semantify.add_rigged_character", "model", text="Add Rigged Character", icon="ARMATURE_DATA"
+        )
+        obj = rig.rigged_mesh_of(context.active_object)
+        if obj is None:
+            if rig.can_follow_own_rig(context.active_object):
+                layout.operator("semantify.follow_my_rig", icon="CON_ARMATURE")
+            return
+        state = obj.semantify
+        row = layout.row(align=True)
+        row.prop(state, "follow_shape", toggle=True, icon="BONE_DATA")
+        row.operator("semantify.update_joints", text="", icon="FILE_REFRESH")
+        armature = rig.armature_of(obj)
+        layout.label(text=f"{obj.name} on {armature.name}", icon="OUTLINER_OB_ARMATURE")
+        if state.rig_status:
+            layout.label(text=state.rig_status, icon="ERROR")
+
+
 class SEMANTIFY_PT_build(_SemantifyPanel, bpy.types.Panel):
     """Build a mapper or add a word in a background process; its progress and Cancel while it runs."""
 
@@ -134,4 +160,10 @@ class SEMANTIFY_PT_shape(_SemantifyPanel, bpy.types.Panel):
         layout.menu("TOPBAR_MT_file_export", text="Export", icon="EXPORT")
 
 
-CLASSES: tuple[type, ...] = (SEMANTIFY_PT_model, SEMANTIFY_PT_sliders, SEMANTIFY_PT_shape, SEMANTIFY_PT_build)
+CLASSES: tuple[type, ...] = (
+    SEMANTIFY_PT_model,
+    SEMANTIFY_PT_sliders,
+    SEMANTIFY_PT_rig,
+    SEMANTIFY_PT_shape,
+    SEMANTIFY_PT_build,
+)

@@ -26,7 +26,14 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import sliders
+from . import rig, sliders
+
+
+def _follow_changed(state: SEMANTIFY_PG_object, context: Any) -> None:
+    """Turning Follow Shape on moves the joints to the shape at once (off leaves them where they are)."""
+    obj = state.id_data
+    if state.follow_shape and rig.is_rigged(obj):
+        rig.follow(context, obj)
 
 
 def _position_changed(slider: SEMANTIFY_PG_slider, context: Any) -> None:
@@ -95,6 +102,16 @@ class SEMANTIFY_PG_object(bpy.types.PropertyGroup):
     sliders: CollectionProperty(type=SEMANTIFY_PG_slider)
     status: StringProperty(
         name="Status", description="Why the sliders last failed to update the shape (empty when fine)"
+    )
+    follow_shape: BoolProperty(
+        name="Follow Shape",
+        description="Move the armature's joints to every new shape (the pose is kept); "
+        "off: they stay until Update Joints",
+        default=True,
+        update=_follow_changed,
+    )
+    rig_status: StringProperty(
+        name="Rig Status", description="Why the joints last failed to follow the shape (empty when fine)"
     )
 
     @property

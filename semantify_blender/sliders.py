@@ -21,6 +21,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
+from . import rig
 from .engine import import_engine
 from .model_objects import identity_of
 
@@ -179,7 +180,8 @@ def apply(obj: bpy.types.Object) -> np.ndarray:
 def write_weights(obj: bpy.types.Object, coefficients: np.ndarray) -> None:
     """Set the weights of component keys 1..n (key ``k + 1`` is component ``k``) in one bulk copy.
 
-    Components past the mapper's ``n`` keep their weights, so hand-set extra components survive.
+    Components past the mapper's ``n`` keep their weights, so hand-set extra components survive. Every
+    shape Semantify sets goes through here, so this is where a rigged character's joints follow it.
     """
     key = obj.data.shape_keys
     blocks = key.key_blocks
@@ -188,6 +190,7 @@ def write_weights(obj: bpy.types.Object, coefficients: np.ndarray) -> None:
     weights[1 : 1 + len(coefficients)] = coefficients
     blocks.foreach_set("value", weights)
     key.update_tag()  # foreach_set sends no update: tell the depsgraph the shape changed
+    rig.shape_changed(obj)  # a rigged character's joints follow every shape Semantify sets
 
 
 def apply_from_update(obj: bpy.types.Object) -> None:

@@ -12,10 +12,18 @@ from pathlib import Path
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="semantify-test-blender-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
 from semantify_engine.models import LinearMorphableModel
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE = "bl_ext.user_default.semantify"  # the extension as Blender names it once installed
 
 
 def make_capsule_model(rings: int = 48, levels: int = 40) -> LinearMorphableModel:
@@ -94,3 +102,73 @@ def tiny_spec(tiny_weights: Path):
     from semantify_engine.scoring.clip import ClipSpec
 
     return ClipSpec(model=TINY_CLIP_NAME, pretrained=str(tiny_weights))
+
+
+# ------------------------------------------------------------------------------ the Blender extension
+def blender_ext_tools() -> tuple[Path, Path]:
+    """Blender's extension builder/validator and its list of valid tags, from inside the bpy wheel."""
+    spec = importlib.util.find_spec("bpy")
+    assert spec is not None and spec.submodule_search_locations
+    root = Path(next(iter(spec.submodule_search_locations)))
+    script = next(root.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    tags = next(root.glob("*/scripts/modules/_bpy_internal/extensions/tags.py"))
+    return script, tags
+
+
+def run_blender_ext(*arguments: str) -> subprocess.CompletedProcess[str]:
+    script, tags = blender_ext_tools()
+    command = [sys.executable, str(script), arguments[0], "--valid-tags", str(tags), *arguments[1:]]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="session")
+def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The extension zip, built once per test session by Blender's own tool."""
+    output = tmp_path_factory.mktemp("extension")
+    result = run_blender_ext("build", "--source-dir", str(ROOT), "--output-dir", str(output))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (path,) = output.glob("semantify-*.zip")
+    return path
+
+
+@pytest.fixture(scope="module")
+def installed(extension_zip: Path) -> Iterator[Path]:
+    """The extension installed offline from the zip into the test user folder's default repository."""
+    bpy = pytest.importorskip("bpy")
+    result = bpy.ops.extensions.package_install_files(
+        filepath=str(extension_zip), repo="user_default", enable_on_install=False
+    )
+    assert result == {"FINISHED"}
+    yield extension_zip
+    bpy.ops.wm.read_factory_settings(use_empty=True)  # disables it: later test modules see plain bpy
+
+
+@pytest.fixture
+def glue(installed: Path):
+    """An empty scene with the extension enabled; returns its ``semantify_blender`` package."""
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.read_factory_settings(use_empty=True)  # also disables extensions
+    assert bpy.ops.preferences.addon_enable(module=MODULE) == {"FINISHED"}
+    package = sys.modules[f"{MODULE}.semantify_blender"]
+    package.sliders.clear_cache()
+    return package
+
+
+def evaluated_vertices(obj) -> np.ndarray:
+    """What Blender shows: the evaluated mesh (shape keys and modifiers applied), object space."""
+    import bpy
+
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    coordinates = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", coordinates)
+    evaluated.to_mesh_clear()
+    return coordinates.reshape(-1, 3)
+
+
+def weights_of(obj) -> np.ndarray:
+    """The weights of the shape keys after the basis (component ``k`` is key ``k + 1``)."""
+    blocks = obj.data.shape_keys.key_blocks
+    weights = np.empty(len(blocks), dtype=np.float32)
+    blocks.foreach_get("value", weights)
+    return weights[1:]

@@ -17,19 +17,19 @@ its progress, cancel and result are real).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import conftest
 import numpy as np
 import pytest
+from conftest import MODULE, ROOT, evaluated_vertices, run_blender_ext, weights_of
 
 from semantify_engine.mapper import Descriptor, Mapper, load_mapper, model_identity, save_mapper
 from semantify_engine.models import load, load_model
@@ -38,8 +38,10 @@ bpy = pytest.importorskip("bpy")
 
 pytestmark = pytest.mark.blender
 
-ROOT = Path(__file__).resolve().parent.parent
-MODULE = "bl_ext.user_default.semantify"
+# The extension's fixtures live in conftest, shared by every Blender test module; the names stay here too
+# for modules that import them from this one.
+extension_zip, installed, glue = conftest.extension_zip, conftest.installed, conftest.glue
+
 SCENE_CHANGING = (
     "add_model",
     "add_model_file",
@@ -56,52 +58,6 @@ SCENE_CHANGING = (
     "add_word",
 )
 SHIPPED = ROOT / "semantify_engine" / "data" / "mappers"
-
-
-def blender_ext_tools() -> tuple[Path, Path]:
-    """Blender's extension builder/validator and its list of valid tags, from inside the bpy wheel."""
-    spec = importlib.util.find_spec("bpy")
-    assert spec is not None and spec.submodule_search_locations
-    root = Path(next(iter(spec.submodule_search_locations)))
-    script = next(root.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
-    tags = next(root.glob("*/scripts/modules/_bpy_internal/extensions/tags.py"))
-    return script, tags
-
-
-def run_blender_ext(*arguments: str) -> subprocess.CompletedProcess[str]:
-    script, tags = blender_ext_tools()
-    command = [sys.executable, str(script), arguments[0], "--valid-tags", str(tags), *arguments[1:]]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-
-
-@pytest.fixture(scope="module")
-def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("extension")
-    result = run_blender_ext("build", "--source-dir", str(ROOT), "--output-dir", str(output))
-    assert result.returncode == 0, result.stdout + result.stderr
-    (path,) = output.glob("semantify-*.zip")
-    return path
-
-
-@pytest.fixture(scope="module")
-def installed(extension_zip: Path) -> Iterator[Path]:
-    """The extension installed offline from the zip into the test user folder's default repository."""
-    result = bpy.ops.extensions.package_install_files(
-        filepath=str(extension_zip), repo="user_default", enable_on_install=False
-    )
-    assert result == {"FINISHED"}
-    yield extension_zip
-    bpy.ops.wm.read_factory_settings(use_empty=True)  # disables it: later test modules see plain bpy
-
-
-@pytest.fixture
-def glue(installed: Path):
-    """An empty scene with the extension enabled; returns its ``semantify_blender`` package."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)  # also disables extensions
-    assert bpy.ops.preferences.addon_enable(module=MODULE) == {"FINISHED"}
-    package = sys.modules[f"{MODULE}.semantify_blender"]
-    package.sliders.clear_cache()
-    return package
 
 
 def make_mapper(model, path: Path, names=("round", "long", "wide"), count: int = 10, seed: int = 0) -> Mapper:
@@ -136,23 +92,6 @@ def head():
 def head_mapper(head, tmp_path_factory: pytest.TempPathFactory) -> tuple[Mapper, Path]:
     path = tmp_path_factory.mktemp("mappers") / "head.npz"
     return make_mapper(head, path), path
-
-
-def evaluated_vertices(obj) -> np.ndarray:
-    """What Blender shows: the evaluated mesh (shape keys applied), object space."""
-    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = evaluated.to_mesh()
-    coordinates = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", coordinates)
-    evaluated.to_mesh_clear()
-    return coordinates.reshape(-1, 3)
-
-
-def weights_of(obj) -> np.ndarray:
-    blocks = obj.data.shape_keys.key_blocks
-    weights = np.empty(len(blocks), dtype=np.float32)
-    blocks.foreach_get("value", weights)
-    return weights[1:]
 
 
 def positions_of(obj) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""Rigging: posing a model's skeleton and skinning its mesh (the reference the Blender rig follows)."""
+"""Rigging without Blender: skinning (the Blender rig's reference), bone layouts, vertex regressors."""
