@@ -80,8 +80,13 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
         for slider in state.sliders:
             row = column.row(align=True)
             row.prop(slider, "position", text=slider.name, slider=True)
-            unit = "" if slider.unit == "cosine" else f" {slider.unit}"
-            row.label(text=f"{slider.value:.3g}{unit}")
+            # The same slider as a number in the descriptor's own units (metres, kilograms, cosine),
+            # typed or dragged; it writes the position, so undo and keyframes see one property.
+            split = row.row(align=True)
+            split.scale_x = 0.6
+            split.prop(slider, "value", text="")
+            if slider.unit != "cosine":
+                split.label(text=slider.unit)
         row = layout.row(align=True)
         row.operator("semantify.reset_sliders", text="Reset", icon="LOOP_BACK")
         row.operator("semantify.randomise_sliders", text="Random", icon="RNDCURVE")

@@ -9,7 +9,7 @@ A slider is stored as a *position* in [0, 1] along its descriptor's range rather
 value itself: Blender property ranges belong to the property class, not to each item of a collection,
 so a position is the only way to give every descriptor a bounded slider with its own range. Positions
 are keyframable, and since the range maps linearly, animating a position animates the descriptor value.
-``value`` reads and writes the same slider in descriptor units (for scripts and the sidebar's label).
+``value`` reads and writes the same slider in descriptor units (for scripts and the sidebar's number field).
 """
 
 from __future__ import annotations
