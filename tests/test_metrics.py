@@ -438,16 +438,6 @@ def test_anny_trunk_tapes_never_cross_into_arms_head_or_lower_legs(name: str) ->
         assert not np.any((low <= levels) & (high > levels)), girth.name
 
 
-def test_anny_body_is_measured_fast_enough(body_scorer, body_samples) -> None:
-    """A loose bound (shared machines are noisy); benchmarks report the real figure."""
-    import time
-
-    body_scorer.measure(body_samples[:2])
-    started = time.perf_counter()
-    body_scorer.measure(body_samples[:20])
-    assert (time.perf_counter() - started) / 20 < 0.05
-
-
 def test_anny_face_expressions_move_the_face_measurements_monotonically() -> None:
     model = bundled("anny-face-expression")
     scorer = MetricScorer.for_model(model)
