@@ -172,9 +172,12 @@ def _validation_rows(mapper: Mapper, count: int) -> np.ndarray:
 
 
 def _recorded_dataset(mapper: Mapper, mapper_path: Path) -> Path:
-    recorded = mapper.metadata.get("dataset", {}).get("folder")
+    dataset = mapper.metadata.get("dataset", {})
+    recorded = dataset.get("folder")
     if not recorded:
-        raise SemantifyError(f"{mapper_path} does not record its dataset; pass --dataset DIR.")
+        rebuild = dataset.get("rebuild")
+        how = f" (a shipped mapper: remake its samples with '{rebuild}')" if rebuild else ""
+        raise SemantifyError(f"{mapper_path} does not record its dataset; pass --dataset DIR{how}.")
     folder = Path(recorded)
     if not folder.is_absolute():
         folder = mapper_path.parent / folder
