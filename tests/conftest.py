@@ -172,3 +172,35 @@ def weights_of(obj) -> np.ndarray:
     weights = np.empty(len(blocks), dtype=np.float32)
     blocks.foreach_get("value", weights)
     return weights[1:]
+
+
+def capsule_clip_request(
+    capsule: LinearMorphableModel,
+    spec,
+    words: tuple[str, ...],
+    *,
+    samples: int = 24,
+    chunk_size: int = 8,
+    metrics: bool = False,
+    template: str = "a photo of a {} person",
+):
+    """A small real dataset request: capsules rendered front and side at 64², scored by the tiny CLIP.
+
+    Shared by the dataset, mapper and fitting tests so they all exercise the same build path.
+    """
+    from semantify_engine.dataset.builder import ClipScoring, DatasetRequest
+    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.render.settings import RenderSettings
+    from semantify_engine.render.views import parse_views
+
+    return DatasetRequest(
+        model_spec="capsule",
+        model=capsule,
+        samples=samples,
+        plan=SamplingPlan(seed=7, components=3),
+        views=parse_views("front,side"),
+        render=RenderSettings(resolution=64),
+        clip=ClipScoring(spec=spec, template=template, words=tuple(words)),
+        metrics=metrics,
+        chunk_size=chunk_size,
+    )

@@ -14,17 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import capsule_clip_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semantify_engine.cli.main import main as cli_main
-from semantify_engine.dataset.builder import ClipScoring, DatasetRequest, build_dataset
+from semantify_engine.dataset.builder import DatasetRequest, build_dataset
 from semantify_engine.dataset.sampling import SamplingPlan, sample_coefficients
 from semantify_engine.dataset.store import DatasetError, DatasetFolder, Shard, merge_datasets
 from semantify_engine.errors import SemantifyError
 from semantify_engine.models import LinearMorphableModel, save_model
-from semantify_engine.render.settings import RenderSettings
-from semantify_engine.render.views import parse_views
 
 WORDS = ("fat", "thin", "tall")
 
@@ -78,17 +77,7 @@ def test_sampling_plan_refuses_bad_values(capsule) -> None:
 def clip_request(
     capsule: LinearMorphableModel, tiny_spec, samples: int = 12, chunk: int = 4
 ) -> DatasetRequest:
-    return DatasetRequest(
-        model_spec="capsule",
-        model=capsule,
-        samples=samples,
-        plan=SamplingPlan(seed=7, components=3),
-        views=parse_views("front,side"),
-        render=RenderSettings(resolution=64),
-        clip=ClipScoring(spec=tiny_spec, template="a photo of a {} person", words=WORDS),
-        metrics=False,
-        chunk_size=chunk,
-    )
+    return capsule_clip_request(capsule, tiny_spec, WORDS, samples=samples, chunk_size=chunk)
 
 
 @pytest.fixture(scope="module")

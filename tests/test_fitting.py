@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import capsule_clip_request
 
 from semantify_engine.dataset.sampling import SamplingPlan
 from semantify_engine.dataset.store import DatasetFolder
@@ -30,23 +31,10 @@ SMALL = {"epochs": 3, "hidden": (32, 16), "batch_size": 8}
 @pytest.fixture(scope="module")
 def word_dataset(capsule, tiny_spec, tmp_path_factory) -> Path:
     """24 capsules rendered front and side, scored by the tiny CLIP on three words, and measured."""
-    pytest.importorskip("bpy")
-    from semantify_engine.dataset.builder import ClipScoring, DatasetRequest, build_dataset
-    from semantify_engine.render.settings import RenderSettings
-    from semantify_engine.render.views import parse_views
+    from semantify_engine.dataset.builder import build_dataset
 
     folder = DatasetFolder(tmp_path_factory.mktemp("fit-words") / "data")
-    request = DatasetRequest(
-        model_spec="capsule",
-        model=capsule,
-        samples=24,
-        plan=SamplingPlan(seed=7, components=3),
-        views=parse_views("front,side"),
-        render=RenderSettings(resolution=64),
-        clip=ClipScoring(spec=tiny_spec, template=TEMPLATE, words=WORDS),
-        metrics=True,
-        chunk_size=8,
-    )
+    request = capsule_clip_request(capsule, tiny_spec, WORDS, metrics=True, template=TEMPLATE)
     build_dataset(folder, request)
     return folder.folder
 

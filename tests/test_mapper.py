@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import capsule_clip_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -296,25 +297,11 @@ def test_a_mapper_for_another_model_is_refused(capsule) -> None:
 # ------------------------------------------------------------------------------------------ add-word
 @pytest.fixture(scope="module")
 def clip_dataset(capsule, tiny_spec, tmp_path_factory) -> Path:
-    pytest.importorskip("bpy")
-    from semantify_engine.dataset.builder import ClipScoring, DatasetRequest, build_dataset
-    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.dataset.builder import build_dataset
     from semantify_engine.dataset.store import DatasetFolder
-    from semantify_engine.render.settings import RenderSettings
-    from semantify_engine.render.views import parse_views
 
     folder = DatasetFolder(tmp_path_factory.mktemp("mapper-data") / "data")
-    request = DatasetRequest(
-        model_spec="capsule",
-        model=capsule,
-        samples=24,
-        plan=SamplingPlan(seed=7, components=3),
-        views=parse_views("front,side"),
-        render=RenderSettings(resolution=64),
-        clip=ClipScoring(spec=tiny_spec, template="a photo of a {} person", words=("fat", "tall")),
-        metrics=False,
-        chunk_size=8,
-    )
+    request = capsule_clip_request(capsule, tiny_spec, ("fat", "tall"))
     build_dataset(folder, request)
     return folder.folder
 
