@@ -27,7 +27,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_render.py
+	for bench in render dataset mapper extension fitting; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
 
 # The Blender extension zip in dist/, built from blender_manifest.toml's [build] rules and then validated,
 # both by Blender's own extension tool (the script `blender -c extension` runs; it ships in the bpy wheel).
