@@ -183,6 +183,7 @@ def capsule_clip_request(
     chunk_size: int = 8,
     metrics: bool = False,
     template: str = "a photo of a {} person",
+    views: str = "front,side",
 ):
     """A small real dataset request: capsules rendered front and side at 64², scored by the tiny CLIP.
 
@@ -198,7 +199,7 @@ def capsule_clip_request(
         model=capsule,
         samples=samples,
         plan=SamplingPlan(seed=7, components=3),
-        views=parse_views("front,side"),
+        views=parse_views(views),
         render=RenderSettings(resolution=64),
         clip=ClipScoring(spec=spec, template=template, words=tuple(words)),
         metrics=metrics,

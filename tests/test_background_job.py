@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import capsule_clip_request
 
 from semantify_engine.cli.background import BackgroundJob, JobCancelled, JobError, missing_modules
 from semantify_engine.cli.progress import JSON_PREFIX, parse_progress_line, progress_bar
@@ -148,27 +149,14 @@ def test_a_failing_command_reports_its_own_error_line(tmp_path: Path) -> None:
 def test_add_word_job_retrains_with_the_word_in_a_real_process(capsule, tiny_spec, tmp_path: Path) -> None:
     """add-word on a tiny CLIP dataset (random tiny CLIP: mechanics only), then refusals say how to fix."""
     pytest.importorskip("open_clip")
-    from semantify_engine.dataset.builder import ClipScoring, DatasetRequest, build_dataset
-    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.dataset.builder import build_dataset
     from semantify_engine.dataset.store import DatasetFolder
     from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
-    from semantify_engine.render.settings import RenderSettings
-    from semantify_engine.render.views import parse_views
 
     folder = DatasetFolder(tmp_path / "data")
     build_dataset(
         folder,
-        DatasetRequest(
-            model_spec="capsule",
-            model=capsule,
-            samples=16,
-            plan=SamplingPlan(seed=7, components=3),
-            views=parse_views("front"),
-            render=RenderSettings(resolution=64),
-            clip=ClipScoring(spec=tiny_spec, template="a photo of a {} person", words=("fat", "tall")),
-            metrics=False,
-            chunk_size=8,
-        ),
+        capsule_clip_request(capsule, tiny_spec, ("fat", "tall"), samples=16, views="front"),
     )
     settings = TrainingSettings(epochs=3, hidden=(16,), batch_size=8)
     mapper, _ = train_from_dataset(folder.folder, ["fat", "tall"], model=capsule, settings=settings)

@@ -29,7 +29,7 @@ from types import SimpleNamespace
 import conftest
 import numpy as np
 import pytest
-from conftest import MODULE, ROOT, evaluated_vertices, run_blender_ext, weights_of
+from conftest import MODULE, ROOT, capsule_clip_request, evaluated_vertices, run_blender_ext, weights_of
 
 from semantify_engine.mapper import Descriptor, Mapper, load_mapper, model_identity, save_mapper
 from semantify_engine.models import load, load_model
@@ -546,29 +546,16 @@ def test_modal_build_loads_the_new_sliders_when_the_process_finishes(glue, monke
 @pytest.fixture(scope="module")
 def capsule_words(capsule, tiny_spec, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A capsule model file and a two-word mapper for it, trained on a tiny CLIP dataset (mechanics only)."""
-    from semantify_engine.dataset.builder import ClipScoring, DatasetRequest, build_dataset
-    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.dataset.builder import build_dataset
     from semantify_engine.dataset.store import DatasetFolder
     from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
     from semantify_engine.models import save_model
-    from semantify_engine.render.settings import RenderSettings
-    from semantify_engine.render.views import parse_views
 
     folder = tmp_path_factory.mktemp("capsule-words")
     dataset = DatasetFolder(folder / "data")
     build_dataset(
         dataset,
-        DatasetRequest(
-            model_spec="capsule",
-            model=capsule,
-            samples=16,
-            plan=SamplingPlan(seed=7, components=3),
-            views=parse_views("front"),
-            render=RenderSettings(resolution=64),
-            clip=ClipScoring(spec=tiny_spec, template="a photo of a {} person", words=("fat", "tall")),
-            metrics=False,
-            chunk_size=8,
-        ),
+        capsule_clip_request(capsule, tiny_spec, ("fat", "tall"), samples=16, views="front"),
     )
     settings = TrainingSettings(epochs=3, hidden=(16,), batch_size=8)
     mapper, _ = train_from_dataset(dataset.folder, ["fat", "tall"], model=capsule, settings=settings)
