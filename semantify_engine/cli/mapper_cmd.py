@@ -62,6 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     from ..mapper.train import (
         DEFAULT_BATCH_SIZE,
+        DEFAULT_CONSISTENCY,
         DEFAULT_EPOCHS,
         DEFAULT_HIDDEN,
         DEFAULT_LR,
@@ -88,6 +89,14 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--threads", type=int, default=DEFAULT_THREADS, help=f"torch threads ({DEFAULT_THREADS})"
     )
+    group.add_argument(
+        "--consistency",
+        type=float,
+        default=DEFAULT_CONSISTENCY,
+        help="weight of the term that keeps measurement sliders true where the data is thin: each one "
+        "moves its own measurement and holds the others (measurement descriptors only; 0 turns it off; "
+        f"{DEFAULT_CONSISTENCY:g})",
+    )
 
 
 def _settings_from(arguments: argparse.Namespace) -> Any:
@@ -104,6 +113,7 @@ def _settings_from(arguments: argparse.Namespace) -> Any:
         validation_fraction=arguments.validation,
         seed=arguments.seed,
         threads=arguments.threads,
+        consistency=arguments.consistency,
     )
 
 

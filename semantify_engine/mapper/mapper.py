@@ -297,7 +297,7 @@ class Mapper:
             raise MapperError("Mapper normalisation has a zero or negative standard deviation.")
         set_(self, "_lows", self.lows)
         set_(self, "_highs", self.highs)
-        set_(self, "_coefficient_bounds", _bounds_from(self.metadata, self.coefficient_count))
+        set_(self, "_coefficient_bounds", coefficient_bounds_from(self.metadata, self.coefficient_count))
 
     def _check_shapes(self) -> None:
         d, n = self.input_count, self.output_mean.shape[0]
@@ -321,7 +321,7 @@ class Mapper:
             )
 
 
-def _bounds_from(metadata: dict[str, Any], count: int) -> tuple[np.ndarray, np.ndarray] | None:
+def coefficient_bounds_from(metadata: dict[str, Any], count: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The model's coefficient bounds recorded in the metadata, as (low, high) arrays, or None."""
     bounds = metadata.get("model", {}).get("coefficient_bounds")
     if bounds is None:
@@ -443,10 +443,16 @@ def describe(mapper: Mapper) -> list[str]:
     errors = figures.get("metric_slider_errors") or {}
     for name, error in ((d.name, errors[d.name]) for d in mapper.descriptors if d.name in errors):
         scale, unit = (1000.0, "mm") if error["unit"] == "m" else (1.0, error["unit"])
+        cross_talk = error.get("max_cross_talk")
+        moves = "" if cross_talk is None else f", moves the others ≤ {cross_talk:.1%} of their range"
         lines.append(
             f"slider '{name}' hits its value within {error['mean_abs_error'] * scale:.1f} {unit} on average "
-            f"(max {error['max_abs_error'] * scale:.1f} {unit}; swept with the others at their defaults)"
+            f"(max {error['max_abs_error'] * scale:.1f} {unit}{moves}; others at their defaults)"
         )
+    weight = mapper.metadata.get("training", {}).get("consistency")
+    if figures.get("measurement_surrogate"):
+        lines.append(f"measurement consistency: on (weight {weight:g}), measured where the data is thin")
+    lines += [str(note) for note in figures.get("notes", [])]
     return lines
 
 

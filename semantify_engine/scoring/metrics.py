@@ -638,6 +638,25 @@ class MetricScorer:
         )
         return cls(model.name, model.vertex_count, measures, "generic-body", _topology(model), notes)
 
+    def subset(self, names: Sequence[str]) -> MetricScorer:
+        """A scorer of only ``names``, in that order (training measures a few of them thousands of times)."""
+        by_name = {measure.name: measure for measure in self.measures}
+        missing = [name for name in names if name not in by_name]
+        if missing:
+            raise SemantifyError(
+                f"Model '{self.model_name}' has no measurement {', '.join(repr(n) for n in missing)}; its "
+                f"measurements: {', '.join(self.names)}."
+            )
+        return MetricScorer(
+            self.model_name,
+            self.vertex_count,
+            [by_name[name] for name in names],
+            self.definition,
+            self.topology,
+            self.notes,
+            self.definition_sha256,
+        )
+
     # -------------------------------------------------------------------------------- measuring
     def measure(self, vertices: np.ndarray) -> np.ndarray:
         """Measurements ``(N, M)`` float32 of meshes ``(N, V, 3)``; ``(M,)`` for one mesh ``(V, 3)``."""
