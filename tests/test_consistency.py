@@ -141,6 +141,7 @@ def test_answers_respect_a_models_hard_bounds() -> None:
         np.array([0, 1]),
         slider_low=np.array([-1.0, -1.0]),
         slider_high=np.array([1.0, 1.0]),
+        slider_default=np.array([0.0, 0.0]),
         measure=measure,
         units=_IdentityUnits(2, 2),
         weight=1.0,
@@ -167,6 +168,7 @@ def test_a_refresh_makes_the_loss_exact_where_the_network_answers() -> None:
         np.array([0, 1]),
         slider_low=np.array([-1.0, -1.0]),
         slider_high=np.array([1.0, 1.0]),
+        slider_default=np.array([0.0, 0.0]),
         measure=bumpy,
         units=_IdentityUnits(2, 2),
         weight=1.0,
@@ -184,6 +186,37 @@ def test_a_refresh_makes_the_loss_exact_where_the_network_answers() -> None:
     np.testing.assert_allclose(corrected, real, atol=1e-4)
     assert error == pytest.approx(np.abs(before.predict(answers.numpy()) - real).mean(), rel=1e-4)
     assert error > 0.01  # the data-only fit was off there: the test exercises a real correction
+
+
+def test_sweep_anchors_move_one_slider_and_weigh_its_own_miss_less() -> None:
+    from semantify_engine.mapper.consistency import ANCHORS, OWN_WEIGHT, SWEEP_FRACTION, ConsistencyTerm
+
+    rng = np.random.default_rng(6)
+    coefficients = rng.uniform(-1, 1, (300, 2))
+    low, high, default = np.array([-1.0, -2.0, 0.0]), np.array([1.0, 2.0, 3.0]), np.array([0.1, -0.2, 1.5])
+    term = ConsistencyTerm(
+        coefficients,
+        measure(coefficients),
+        np.array([0, 2]),  # descriptor 1 is a word: its slider moves, it is never measured
+        slider_low=low,
+        slider_high=high,
+        slider_default=default,
+        measure=measure,
+        units=_IdentityUnits(3, 2),
+        weight=1.0,
+        seed=3,
+    )
+    anchors, weights = term.anchors.numpy(), term.residual_weights.numpy()
+    assert np.all((anchors >= low - 1e-6) & (anchors <= high + 1e-6))
+    at_default = np.isclose(anchors, default)
+    sweeps = at_default.sum(axis=1) == 2
+    assert abs(sweeps.mean() - SWEEP_FRACTION) < 0.1
+    assert np.all(weights[~sweeps] == 1.0)
+    for row in np.flatnonzero(sweeps):
+        moved = int(np.flatnonzero(~at_default[row])[0])
+        expected = [OWN_WEIGHT if column == moved else 1.0 for column in (0, 2)]
+        np.testing.assert_array_equal(weights[row], expected)
+    assert anchors.shape == (ANCHORS, 3) and weights.shape == (ANCHORS, 2)
 
 
 class _IdentityUnits:

@@ -6,11 +6,13 @@ at r = 0.94), sweeping the waist slider with the hips slider held still asks for
 holds, and the network answers with its habit: a wider waist *and* wider hips. That is cross-talk (11–12 %
 of the hips range on the bundled body, against a goal of < 10 %).
 
-So training gets a second term, built here. Slider vectors ("anchors") are drawn uniformly over the whole
-slider box, corners the data never visits included; the loss at an anchor is what a **surrogate** measures
-on the network's answer minus what the sliders ask for. The surrogate is a quadratic map from coefficients
-to measurements fitted by ridge regression (measurements are smooth in the coefficients: on the bundled
-body's data it is off by 0.2 mm for height and 1.3–2.5 mm for girths), so the loss is differentiable.
+So training gets a second term, built here. Slider vectors ("anchors") are drawn over the whole slider box,
+corners the data never visits included, half of them as one-slider sweeps from the defaults; the loss at an
+anchor is what a **surrogate** measures on the network's answer minus what the sliders ask for (at a sweep,
+the moved slider's own miss weighs less than the others' movement: disentangled sliders first). The
+surrogate is a quadratic map from coefficients to measurements fitted by ridge regression (measurements are
+smooth in the coefficients: on the bundled body's data it is off by 0.2 mm for height and 1.3–2.5 mm for
+girths), so the loss is differentiable.
 
 A surrogate fitted on the data alone is right where the data is and wrong where it is not, and a network
 trained against it learns to exploit exactly those errors: on the bundled body, a waist slider at its low
@@ -52,13 +54,25 @@ REFRESH_EPOCHS = 2
 """Epochs between two real measurements of the network's answers."""
 ANCHORS = 256
 """Anchors drawn, answered and measured at each refresh (4 body measurements: ~1.7 ms a body)."""
+SWEEP_FRACTION = 0.5
+"""Share of anchors that are *sweeps*: one slider anywhere in its range, every other at its default, the way
+an artist moves one slider at a time. The rest are drawn uniformly over the whole box."""
+OWN_WEIGHT = 0.25
+"""At a sweep anchor, the weight of the moved slider's own residual (the others' weigh 1). Where a request
+cannot be met (the bundled body's waist at its 98th percentile with the hips at their median) this says:
+hold the other measurements, come as close as you can on your own. Measured on the bundled body and the
+face (``semantify_engine/mapper/train.py``'s table has the full run): with uniform anchors only,
+waist→hips cross-talk was 6.4–10.1 % over 8 runs and the face's mouth→jaw 15.5 %; with sweeps at weight
+0.5, 7.0–7.7 % and 10.9 %; at 0.25, 3.9–5.6 % over 4 runs and 7.8 %, for a waist slider that stops ~7 cm
+short of its top (mean error 11–15 mm over its range, goal ≤ 20)."""
 REFRESH_WEIGHT = 1.0
 """Total weight of all measured answers in the surrogate's fit, relative to the data rows' total."""
 COEFFICIENT_MARGIN = 1.5
 """How far answers may go past the data's coefficient range, per coefficient around its centre, before the
 range penalty acts: 1.5 lets bodies sampled within ±2 std reach ±3 std. Chosen on the bundled body (seed 42,
 four training seeds on two datasets): 1.0 leaves waist→hips cross-talk at 11.0–13.7 %, 1.25 at 8.9–11.1 %,
-1.5 at 7.5–9.8 %; 2.0 lets the network find folded bodies that fool the tape (up to 19 %)."""
+1.5 at 7.5–9.8 %; 2.0 lets the network find folded bodies that fool the tape (up to 19 %). (Measured with
+uniform anchors only, before sweeps and OWN_WEIGHT.)"""
 
 
 # ------------------------------------------------------------------------------------------ surrogate
@@ -156,6 +170,7 @@ class ConsistencyTerm:
         metric_columns: np.ndarray,
         slider_low: np.ndarray,
         slider_high: np.ndarray,
+        slider_default: np.ndarray,
         measure: Measure,
         units: Normalisation,
         weight: float,
@@ -169,6 +184,7 @@ class ConsistencyTerm:
         self.metric_columns = np.asarray(metric_columns, np.int64)
         self.slider_low = np.asarray(slider_low, np.float32)
         self.slider_high = np.asarray(slider_high, np.float32)
+        self.slider_default = np.asarray(slider_default, np.float32)
         self.real_measure = measure
         self.units = units
         self.weight = float(weight)
@@ -176,8 +192,13 @@ class ConsistencyTerm:
         low, high = _allowed_range(self.rows_coefficients[0], coefficient_bounds)
         self.coefficient_low = torch.from_numpy(low)
         self.coefficient_high = torch.from_numpy(high)
+        self.hard_bounds = None
+        if coefficient_bounds is not None:
+            bounds = np.asarray(coefficient_bounds, np.float32)
+            self.hard_bounds = (torch.from_numpy(bounds[:, 0].copy()), torch.from_numpy(bounds[:, 1].copy()))
         self._refit()
-        self.anchors = torch.from_numpy(self._draw_anchors())
+        anchors, weights = self._draw_anchors()
+        self.anchors, self.residual_weights = torch.from_numpy(anchors), torch.from_numpy(weights)
         self.offsets = torch.zeros((ANCHORS, len(self.metric_columns)))
 
     def batch(self, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,8 +213,8 @@ class ConsistencyTerm:
         import torch
 
         requested = self.anchors[rows][:, self.metric_columns]
-        measured = self.surrogate_module(coefficients) + self.offsets[rows]
-        mismatch = torch.mean((measured - requested) ** 2)
+        measured = self.surrogate_module(self._clamped(coefficients)) + self.offsets[rows]
+        mismatch = torch.mean(self.residual_weights[rows] * (measured - requested) ** 2)
         below = torch.relu(self.coefficient_low - coefficients)
         above = torch.relu(coefficients - self.coefficient_high)
         return self.weight * (mismatch + torch.mean((below + above) ** 2))
@@ -206,10 +227,10 @@ class ConsistencyTerm:
         """
         import torch
 
-        anchors = self._draw_anchors()
+        anchors, weights = self._draw_anchors()
         with torch.no_grad():
             network.eval()
-            answers = network(torch.from_numpy(anchors)).numpy().astype(np.float64)
+            answers = self._clamped(network(torch.from_numpy(anchors))).numpy().astype(np.float64)
             network.train()
         units, columns = self.units, self.metric_columns
         real = self.real_measure(answers * units.output_std + units.output_mean)
@@ -218,13 +239,34 @@ class ConsistencyTerm:
         self.rows_coefficients.append(answers)
         self.rows_measurements.append(measured)
         self._refit()
-        self.anchors = torch.from_numpy(anchors)
+        self.anchors, self.residual_weights = torch.from_numpy(anchors), torch.from_numpy(weights)
         self.offsets = torch.from_numpy((measured - self.surrogate.predict(answers)).astype(np.float32))
         return error
 
-    def _draw_anchors(self) -> np.ndarray:
-        uniform = self.rng.random((ANCHORS, len(self.slider_low)), dtype=np.float32)
-        return self.slider_low + uniform * (self.slider_high - self.slider_low)
+    def _clamped(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """Answers as the mapper gives them in use, clamped to the model's hard bounds: the surrogate is
+        fitted only inside them, and measuring a clamped body is what a user sees."""
+        import torch
+
+        if self.hard_bounds is None:
+            return coefficients
+        return torch.clamp(coefficients, *self.hard_bounds)
+
+    def _draw_anchors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Anchors (ANCHORS, d) and the weight of each metric residual at them (ANCHORS, m)."""
+        count, width = ANCHORS, len(self.slider_low)
+        anchors = self.slider_low + self.rng.random((count, width), dtype=np.float32) * (
+            self.slider_high - self.slider_low
+        )
+        weights = np.ones((count, len(self.metric_columns)), np.float32)
+        sweeps = np.flatnonzero(self.rng.random(count) < SWEEP_FRACTION)
+        moved = self.rng.integers(0, width, len(sweeps))
+        kept = np.ones((len(sweeps), width), bool)
+        kept[np.arange(len(sweeps)), moved] = False
+        anchors[sweeps] = np.where(kept, self.slider_default, anchors[sweeps])
+        own = self.metric_columns[None, :] == moved[:, None]
+        weights[sweeps] = np.where(own, OWN_WEIGHT, 1.0)
+        return anchors.astype(np.float32), weights
 
     def _refit(self) -> None:
         """Fit the surrogate on the data rows and every measured answer (together weighing REFRESH_WEIGHT)."""
