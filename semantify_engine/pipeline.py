@@ -51,6 +51,7 @@ def default_build_samples(with_clip: bool) -> int:
 DEFAULT_METRIC_DESCRIPTORS = {
     "body": ("height", "chest", "waist", "hips"),
     "face-expression": ("mouth_opening", "eye_opening", "brow_height", "jaw_drop"),
+    "head-shape": ("head_circumference", "face_height", "head_width"),
 }
 Say = Callable[[str], None]
 ProgressFactory = Callable[[int, int], AbstractContextManager[Any]]

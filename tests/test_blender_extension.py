@@ -350,8 +350,13 @@ def test_default_mapper_gives_the_bundled_body_measurement_sliders_with_zero_set
     """Add the bundled body, load its shipped mapper, set sliders: the evaluated mesh is the engine's."""
     model = load("anny-body")
     mapper = load_mapper(SHIPPED / "anny-body-measurements.npz")
+    make_mesh_with_shape_keys()
+    assert bpy.ops.semantify.use_mesh() == {"FINISHED"}
+    assert not bpy.ops.semantify.load_default_mapper.poll()  # nothing ships for a user's mesh: not offered
     assert bpy.ops.semantify.add_model(model="anny-head-shape") == {"FINISHED"}
-    assert not bpy.ops.semantify.load_default_mapper.poll()  # nothing ships for the head: not offered
+    assert bpy.ops.semantify.load_default_mapper(mapper="anny-head-shape-measurements") == {"FINISHED"}
+    head = [slider.name for slider in bpy.context.active_object.semantify.sliders]
+    assert head == ["head_circumference", "face_height", "head_width"]
     obj = add_body_with_default_mapper()
     state = obj.semantify
     assert state.mapper_path == "default:anny-body-measurements"  # found in any installed extension

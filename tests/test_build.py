@@ -86,10 +86,22 @@ def test_evaluate_refuses_a_mapper_for_another_model(capsule, tmp_path, capsys) 
         (["--samples", "0"], "--samples must be a whole number > 0"),
         (["--descriptors", "0"], "--descriptors must be at least 1"),
         (["--force", "wingspan"], "has no measurement sliders named wingspan"),
-        (["--model", "anny-head-shape"], "anny-head-shape"),
     ],
 )
 def test_build_bad_input(tmp_path, capsys, args, message) -> None:
     command = ["build", "--out", str(tmp_path / "x"), "--scorer", "metric", "--samples", "20", *args]
     assert cli_main(command) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_model_with_nothing_to_measure_is_refused_by_name(capsule, tmp_path, capsys) -> None:
+    """Without CLIP weights a build needs measurements; a hand of unknown topology has none."""
+    from dataclasses import replace
+
+    from semantify_engine.models.modelfile import save_model
+
+    path = save_model(replace(capsule, name="mystery-hand", kind="hand"), tmp_path / "face.npz")
+    command = ["build", "--out", str(tmp_path / "x"), "--scorer", "metric", "--samples", "20"]
+    assert cli_main([*command, "--model", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "mystery-hand" in error and "no measurement definition" in error

@@ -441,7 +441,7 @@ def test_anny_trunk_tapes_never_cross_into_arms_head_or_lower_legs(name: str) ->
 def test_anny_face_expressions_move_the_face_measurements_monotonically() -> None:
     model = bundled("anny-face-expression")
     scorer = MetricScorer.for_model(model)
-    assert scorer.names == ("mouth_opening", "eye_opening", "brow_height", "jaw_drop")
+    assert scorer.names[:4] == ("mouth_opening", "eye_opening", "brow_height", "jaw_drop")
     assert scorer.definition == "anny-head"
     neutral = scorer.measure(model.template)
     np.testing.assert_allclose(neutral[[0, 3]], 0.0, atol=5e-4)  # lips touch; jaw_drop is 0 by definition
@@ -472,6 +472,20 @@ def test_anny_head_shapes_share_the_face_definition() -> None:
     measured = scorer.measure(model.vertices(np.random.default_rng(0).uniform(-2, 2, (30, 10))))
     assert np.all(np.abs(measured[:, 0]) < 0.002)  # neutral mouths stay closed whatever the identity
     assert np.all((measured[:, 1] > 0.004) & (measured[:, 2] > 0.008))
+
+
+def test_anny_head_measurements_are_a_tape_measures_and_scale_with_the_head() -> None:
+    model = bundled("anny-head-shape")
+    scorer = MetricScorer.for_model(model).subset(["head_circumference", "face_height", "head_width"])
+    template = model.template.astype(np.float64)
+    circumference, face_height, width = scorer.measure(template)
+    # adult anthropometry: head circumference 52-60 cm, nasion-menton 10-13 cm, head width with ears ~16-18
+    assert 0.52 < circumference < 0.60 and 0.09 < face_height < 0.13 and 0.15 < width < 0.19
+    shapes = model.vertices(np.random.default_rng(1).uniform(-2, 2, (40, 10)))
+    measured = scorer.measure(shapes)
+    assert np.all(measured.std(axis=0) > 0.002), "head shapes must move every head measurement"
+    for scale in (0.9, 1.1):
+        np.testing.assert_allclose(scorer.measure(shapes * scale), measured * scale, rtol=1e-4)
 
 
 def test_bundled_landmark_files_fit_their_topologies() -> None:

@@ -10,7 +10,8 @@ For each bundled model below it runs the same command a user would::
     semantify build --model MODEL --scorer metric --samples 6000 --no-evaluate --out TMP/MODEL
 
 and copies ``TMP/MODEL/mapper.npz`` to ``semantify_engine/data/mappers/MODEL-measurements.npz``. They are
-measurement sliders (height, chest, waist, hips for bodies; mouth, eye opening and jaw drop for the face)
+measurement sliders (height, chest, waist, hips for bodies; mouth, eye opening and jaw drop for the face;
+head circumference, face height and head width for the head shape)
 because no CLIP weights can be had where the project is built; word sliders need a user's CLIP weights
 (``semantify build`` with ``--pretrained``, or the add-on's Build Mapper).
 
@@ -42,7 +43,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere: find semant
 from semantify_engine.mapper import load_mapper, save_mapper  # noqa: E402
 from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR  # noqa: E402
 
-MODELS = ("anny-body", "anny-body-male", "anny-body-female", "anny-face-expression")
+MODELS = ("anny-body", "anny-body-male", "anny-body-female", "anny-face-expression", "anny-head-shape")
 SAMPLES = 6000  # semantify build's default for measurement-only builds (see pipeline.MEASUREMENT_SAMPLES)
 MAX_BYTES = 2_000_000  # each file ships in the extension zip: refuse a surprise
 

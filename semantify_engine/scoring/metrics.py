@@ -2,7 +2,8 @@
 
 CLIP scores say how much a render *looks* "tall" or "smiling"; they cannot be checked against a truth. A
 tape measure can: height, mass, chest / waist / hip girths, shoulder width and leg length of a body, and
-mouth / eye opening, brow height and jaw drop of a face are computed here from the vertices alone, so a
+mouth / eye opening, brow height and jaw drop of a face, head circumference, face height and head width
+of a head are computed here from the vertices alone, so a
 dataset can carry them next to (or instead of) CLIP scores, a mapper can be trained to hit a requested
 height, and tests can check that it does.
 
