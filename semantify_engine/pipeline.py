@@ -37,7 +37,7 @@ from .models.linear import LinearMorphableModel
 # The paper's ~3K renders when CLIP scores images; twice that for measurement-only builds, which render
 # nothing and where every extra sample costs milliseconds. Measured on the bundled body (30 components,
 # height/chest/waist/hips): 3000 samples leave the waist slider 20 mm off on average with 15 % cross-talk
-# onto hips; 6000 bring them to 15 mm and 9 %, inside the 20 mm / 10 % goals.
+# onto hips; 6000 bring them to 15 mm and 9 % (both before the consistency term, mapper/consistency.py).
 CLIP_SAMPLES = 3000
 MEASUREMENT_SAMPLES = 6000
 

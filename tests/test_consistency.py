@@ -130,24 +130,11 @@ def test_word_descriptors_or_no_measure_leave_training_as_it_was() -> None:
 
 def test_answers_respect_a_models_hard_bounds() -> None:
     """Blendshape weights live in [0, 1]: the range penalty must not invite answers outside them."""
-    from semantify_engine.mapper.consistency import ConsistencyTerm
 
     rng = np.random.default_rng(2)
     coefficients = rng.uniform(-1, 1, (300, 2))
     bounds = np.array([[-0.5, 0.5], [-2.0, 2.0]])
-    term = ConsistencyTerm(
-        coefficients,
-        measure(coefficients),
-        np.array([0, 1]),
-        slider_low=np.array([-1.0, -1.0]),
-        slider_high=np.array([1.0, 1.0]),
-        slider_default=np.array([0.0, 0.0]),
-        measure=measure,
-        units=_IdentityUnits(2, 2),
-        weight=1.0,
-        seed=0,
-        coefficient_bounds=bounds,
-    )
+    term = two_slider_term(coefficients, measure, coefficient_bounds=bounds)
     assert term.coefficient_low[0] == pytest.approx(-0.5) and term.coefficient_high[0] == pytest.approx(0.5)
     assert term.coefficient_low[1] < -1.0 < 1.0 < term.coefficient_high[1] <= 2.0
 
@@ -155,25 +142,14 @@ def test_answers_respect_a_models_hard_bounds() -> None:
 def test_a_refresh_makes_the_loss_exact_where_the_network_answers() -> None:
     """After a refresh, surrogate + offset at each anchor equals the real measurement of the answer there,
     even for a measurement no quadratic fits (which is why the refresh exists)."""
-    from semantify_engine.mapper.consistency import ANCHORS, ConsistencyTerm
+    from semantify_engine.mapper.consistency import ANCHORS
 
     def bumpy(coefficients: np.ndarray) -> np.ndarray:
         return np.stack([np.abs(coefficients[:, 0]) ** 3, np.sin(3 * coefficients[:, 1])], axis=1)
 
     rng = np.random.default_rng(4)
     coefficients = rng.uniform(-1, 1, (500, 2))
-    term = ConsistencyTerm(
-        coefficients,
-        bumpy(coefficients),
-        np.array([0, 1]),
-        slider_low=np.array([-1.0, -1.0]),
-        slider_high=np.array([1.0, 1.0]),
-        slider_default=np.array([0.0, 0.0]),
-        measure=bumpy,
-        units=_IdentityUnits(2, 2),
-        weight=1.0,
-        seed=0,
-    )
+    term = two_slider_term(coefficients, bumpy)
     torch.manual_seed(0)
     network = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
     before = term.surrogate
@@ -217,6 +193,25 @@ def test_sweep_anchors_move_one_slider_and_weigh_its_own_miss_less() -> None:
         expected = [OWN_WEIGHT if column == moved else 1.0 for column in (0, 2)]
         np.testing.assert_array_equal(weights[row], expected)
     assert anchors.shape == (ANCHORS, 3) and weights.shape == (ANCHORS, 2)
+
+
+def two_slider_term(coefficients: np.ndarray, measured_by, **options):
+    """A term for two measured sliders over [-1, 1] (defaults 0), in units that need no conversion."""
+    from semantify_engine.mapper.consistency import ConsistencyTerm
+
+    return ConsistencyTerm(
+        coefficients,
+        measured_by(coefficients),
+        np.array([0, 1]),
+        slider_low=np.array([-1.0, -1.0]),
+        slider_high=np.array([1.0, 1.0]),
+        slider_default=np.array([0.0, 0.0]),
+        measure=measured_by,
+        units=_IdentityUnits(2, 2),
+        weight=1.0,
+        seed=0,
+        **options,
+    )
 
 
 class _IdentityUnits:
