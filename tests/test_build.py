@@ -63,6 +63,10 @@ def test_measurement_build_hits_requested_heights(tmp_path, capsys) -> None:
     achieved = scorer.measure(body.vertices(mapper.coefficients(values)))[:, scorer.names.index("height")]
     assert np.abs(achieved - requested).mean() < 0.010, "the height slider means metres"
     assert (out / "evaluation" / "gallery.png").is_file() and (out / "evaluation" / "coverage.png").is_file()
+    evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    height = evaluation["metric_fidelity"]["height"]
+    row = f"| height | {height['mean_abs_error'] * 1000:.4g} mm | {height['max_abs_error'] * 1000:.4g} mm |"
+    assert row in (out / "evaluation" / "report.md").read_text(), "metre measurements are reported in mm"
 
 
 def test_evaluate_refuses_a_mapper_for_another_model(capsule, tmp_path, capsys) -> None:

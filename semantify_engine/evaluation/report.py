@@ -166,10 +166,10 @@ def _markdown(figures: dict[str, Any], pictures: list[str]) -> str:
         ]
         lines.append("|---|---|---|---|")
         for name, row in fidelity.items():
-            unit = row.get("unit", "")
+            scale, unit = (1000.0, "mm") if row.get("unit") == "m" else (1.0, row.get("unit", ""))
             lines.append(
-                f"| {name} | {row['mean_abs_error']:.4g} {unit} | {row['max_abs_error']:.4g} {unit} | "
-                f"{row['max_cross_talk']:.1%} |"
+                f"| {name} | {row['mean_abs_error'] * scale:.4g} {unit} | "
+                f"{row['max_abs_error'] * scale:.4g} {unit} | {row['max_cross_talk']:.1%} |"
             )
         lines.append("")
     semantic = figures.get("semantic")
