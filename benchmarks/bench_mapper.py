@@ -48,9 +48,11 @@ METRIC_DESCRIPTORS = ("height", "chest", "waist", "hips")
 
 # ------------------------------------------------------------------------------------------- datasets
 def metric_dataset(folder: Path | None, model_name: str) -> Path:
-    """A 3000-sample metric dataset of ``model_name`` (measured meshes, no rendering), built if needed."""
+    """A 3000-sample metric dataset of ``model_name`` (measured meshes, no rendering), built if needed, with
+    the components ``semantify build`` samples (all 30 of a body)."""
     from semantify_engine.dataset.builder import DatasetRequest, build_dataset
     from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.pipeline import default_build_components
     from semantify_engine.render.views import parse_views
 
     if folder is not None and DatasetFolder(folder).exists():
@@ -61,7 +63,7 @@ def metric_dataset(folder: Path | None, model_name: str) -> Path:
         model_spec=model_name,
         model=model,
         samples=SAMPLES,
-        plan=SamplingPlan.for_model(model),
+        plan=SamplingPlan.for_model(model, components=default_build_components(model)),
         views=parse_views("front,side"),
         metrics=True,
     )
