@@ -56,6 +56,29 @@ def test_rows_of_zero_weight_do_not_count() -> None:
     assert np.abs(unweighted.predict(coefficients) - values).max() > 0.1
 
 
+def test_the_incremental_fit_equals_one_fit_of_every_row_weighted() -> None:
+    """Training keeps normal equations and adds measured rows as they come: same answer as stacking them."""
+    from semantify_engine.mapper.consistency import REFRESH_WEIGHT, SurrogateFit
+
+    rng = np.random.default_rng(3)
+    data = rng.uniform(-1, 1, (500, 4))
+    batches = [rng.uniform(-2, 2, (64, 4)) for _ in range(3)]
+
+    def truth(c: np.ndarray) -> np.ndarray:
+        return np.stack([np.sin(c[:, 0]) + c[:, 1] * c[:, 2], np.abs(c[:, 3])], axis=1)
+
+    fit = SurrogateFit(data, truth(data))
+    for batch in batches:
+        fit.add(batch, truth(batch))
+    measured = sum(len(batch) for batch in batches)
+    weights = np.r_[np.ones(len(data)), np.full(measured, REFRESH_WEIGHT * len(data) / measured)]
+    stacked = np.vstack([data, *batches])
+    expected = fit_surrogate(stacked, truth(stacked), weights)
+    np.testing.assert_allclose(fit.solve().weights, expected.weights, rtol=1e-8, atol=1e-10)
+    only_data = SurrogateFit(data, truth(data)).solve()
+    np.testing.assert_allclose(only_data.weights, fit_surrogate(data, truth(data)).weights, atol=1e-12)
+
+
 def test_cross_terms_are_limited_to_what_the_rows_can_fit() -> None:
     rng = np.random.default_rng(1)
     surrogate = fit_surrogate(rng.normal(size=(200, 30)), rng.normal(size=(200, 2)))

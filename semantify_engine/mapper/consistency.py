@@ -126,22 +126,60 @@ def fit_surrogate(
     """Weighted ridge regression of ``measurements`` (N, m) on the quadratic features of ``coefficients``.
 
     Closed form (one solve of a features² system): deterministic, and milliseconds next to the seconds of
-    training. The intercept is not shrunk.
+    training. The intercept is not shrunk; weights are rescaled to sum to N.
     """
     coefficients = np.asarray(coefficients, np.float64)
-    measurements = np.asarray(measurements, np.float64)
-    count, components = coefficients.shape
-    quadratic = min(components, int((np.sqrt(8 * count / ROWS_PER_FEATURE + 1) - 1) / 2))
+    quadratic = quadratic_components_for(*coefficients.shape)
     features = quadratic_features(coefficients, quadratic)
     weighted = features
     if row_weights is not None:
-        scale = np.asarray(row_weights, np.float64) * (count / np.sum(row_weights))
-        weighted = features * scale[:, None]
-    gram = weighted.T @ features
-    gram[np.diag_indices_from(gram)] += RIDGE * count
-    gram[0, 0] -= RIDGE * count
-    solution = np.linalg.solve(gram, weighted.T @ measurements)
-    return MeasurementSurrogate(quadratic_components=quadratic, weights=solution)
+        weights = np.asarray(row_weights, np.float64)
+        weighted = features * (weights * (len(features) / np.sum(weights)))[:, None]
+    moment = weighted.T @ np.asarray(measurements, np.float64)
+    return _ridge_solution(quadratic, weighted.T @ features, moment, len(features))
+
+
+def quadratic_components_for(rows: int, components: int) -> int:
+    """K, the leading coefficients that get cross terms: K(K + 1)/2 ≤ rows / ROWS_PER_FEATURE."""
+    return min(components, int((np.sqrt(8 * rows / ROWS_PER_FEATURE + 1) - 1) / 2))
+
+
+def _ridge_solution(quadratic: int, gram: np.ndarray, moment: np.ndarray, rows: int) -> MeasurementSurrogate:
+    gram = gram.copy()
+    gram[np.diag_indices_from(gram)] += RIDGE * rows
+    gram[0, 0] -= RIDGE * rows
+    return MeasurementSurrogate(quadratic_components=quadratic, weights=np.linalg.solve(gram, moment))
+
+
+class SurrogateFit:
+    """The surrogate's fit during training, kept as normal equations: the data rows once, the measured
+    answers added as they come, together weighing :data:`REFRESH_WEIGHT` of the data. Each refit is one
+    solve whatever the number of rows (what :func:`fit_surrogate` on all rows stacked would give)."""
+
+    def __init__(self, coefficients: np.ndarray, measurements: np.ndarray) -> None:
+        coefficients = np.asarray(coefficients, np.float64)
+        self.quadratic = quadratic_components_for(*coefficients.shape)
+        features = quadratic_features(coefficients, self.quadratic)
+        self.data_rows = len(features)
+        self.data_gram = features.T @ features
+        self.data_moment = features.T @ np.asarray(measurements, np.float64)
+        self.measured_rows = 0
+        self.measured_gram = np.zeros_like(self.data_gram)
+        self.measured_moment = np.zeros_like(self.data_moment)
+
+    def add(self, coefficients: np.ndarray, measurements: np.ndarray) -> None:
+        features = quadratic_features(np.asarray(coefficients, np.float64), self.quadratic)
+        self.measured_rows += len(features)
+        self.measured_gram += features.T @ features
+        self.measured_moment += features.T @ np.asarray(measurements, np.float64)
+
+    def solve(self) -> MeasurementSurrogate:
+        rows = self.data_rows + self.measured_rows
+        share = REFRESH_WEIGHT * self.data_rows / self.measured_rows if self.measured_rows else 0.0
+        scale = rows / (self.data_rows + share * self.measured_rows)
+        gram = scale * (self.data_gram + share * self.measured_gram)
+        moment = scale * (self.data_moment + share * self.measured_moment)
+        return _ridge_solution(self.quadratic, gram, moment, rows)
 
 
 # --------------------------------------------------------------------------------------- training term
@@ -179,8 +217,7 @@ class ConsistencyTerm:
     ) -> None:
         import torch
 
-        self.rows_coefficients = [np.asarray(coefficients, np.float64)]
-        self.rows_measurements = [np.asarray(measurements, np.float64)]
+        self.fit = SurrogateFit(coefficients, measurements)
         self.metric_columns = np.asarray(metric_columns, np.int64)
         self.slider_low = np.asarray(slider_low, np.float32)
         self.slider_high = np.asarray(slider_high, np.float32)
@@ -189,7 +226,7 @@ class ConsistencyTerm:
         self.units = units
         self.weight = float(weight)
         self.rng = np.random.default_rng(seed + 1)
-        low, high = _allowed_range(self.rows_coefficients[0], coefficient_bounds)
+        low, high = _allowed_range(np.asarray(coefficients, np.float64), coefficient_bounds)
         self.coefficient_low = torch.from_numpy(low)
         self.coefficient_high = torch.from_numpy(high)
         self.hard_bounds = None
@@ -236,8 +273,7 @@ class ConsistencyTerm:
         real = self.real_measure(answers * units.output_std + units.output_mean)
         measured = (real - units.input_mean[columns]) / units.input_std[columns]
         error = float(np.abs(self.surrogate.predict(answers) - measured).mean())
-        self.rows_coefficients.append(answers)
-        self.rows_measurements.append(measured)
+        self.fit.add(answers, measured)
         self._refit()
         self.anchors, self.residual_weights = torch.from_numpy(anchors), torch.from_numpy(weights)
         self.offsets = torch.from_numpy((measured - self.surrogate.predict(answers)).astype(np.float32))
@@ -269,16 +305,7 @@ class ConsistencyTerm:
         return anchors.astype(np.float32), weights
 
     def _refit(self) -> None:
-        """Fit the surrogate on the data rows and every measured answer (together weighing REFRESH_WEIGHT)."""
-        data = len(self.rows_coefficients[0])
-        measured = sum(len(rows) for rows in self.rows_coefficients[1:])
-        weights = [np.ones(data)]
-        weights += [
-            np.full(len(rows), REFRESH_WEIGHT * data / measured) for rows in self.rows_coefficients[1:]
-        ]
-        self.surrogate = fit_surrogate(
-            np.vstack(self.rows_coefficients), np.vstack(self.rows_measurements), np.concatenate(weights)
-        )
+        self.surrogate = self.fit.solve()
         self.surrogate_module = self.surrogate.torch_module()
 
 
