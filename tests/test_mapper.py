@@ -406,3 +406,32 @@ def test_train_from_a_dataset_records_model_scorer_and_dataset(word_mapper, clip
     clip = mapper.metadata["scorers"]["clip"]
     assert clip["model"] == "semantify-tiny-test-clip" and clip["pretrained"].endswith(".bin")
     assert "metric" not in mapper.metadata["scorers"]
+
+
+@pytest.mark.blender
+def test_add_word_keeps_measurement_sliders_consistent_when_it_can_load_the_model(
+    capsule, tiny_spec, tmp_path
+) -> None:
+    """A mapper mixing a measurement and a word: add-word loads the dataset's model to measure bodies while
+    it retrains; where the model cannot be loaded, it retrains without the term and says so."""
+    from semantify_engine.dataset.builder import build_dataset
+    from semantify_engine.dataset.store import DatasetFolder
+    from semantify_engine.mapper.add_word import add_word
+    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.models.modelfile import save_model
+
+    model_file = save_model(capsule, tmp_path / "capsule.npz")
+    for spec, consistent in ((str(model_file), True), ("capsule", False)):
+        folder = DatasetFolder(tmp_path / f"data-{consistent}")
+        request = replace(capsule_clip_request(capsule, tiny_spec, ("fat",), metrics=True), model_spec=spec)
+        build_dataset(folder, request)
+        mapper, figures = train_from_dataset(
+            folder.folder, ["height", "fat"], model=capsule, settings=TrainingSettings(**SMALL)
+        )
+        assert "measurement_surrogate" in figures  # the model was at hand: the term was on
+        path = save_mapper(mapper, tmp_path / f"mixed-{consistent}.npz")
+        _, grown, figures = add_word(path, None, "tall")
+        assert grown.descriptor_names == ("height", "fat", "tall")
+        assert ("measurement_surrogate" in figures) is consistent
+        notes = " ".join(figures.get("notes", []))
+        assert ("measurement consistency off" in notes and "'capsule'" in notes) is not consistent
