@@ -343,9 +343,9 @@ def _fit(
     progress: Progress | None,
     term: ConsistencyTerm | None = None,
 ) -> dict[str, list[float]]:
-    """Adam on the MSE of normalised targets (plus the consistency ``term``, when given, on as many slider
-    vectors drawn over the slider box per step); returns the per-epoch train and validation MSE (data term
-    only, so runs with and without the term compare)."""
+    """Adam on the MSE of normalised targets, plus the consistency ``term`` when given (on as many of its
+    anchors per step as data rows); returns the per-epoch train and validation MSE of the data term alone,
+    so that runs with and without the term compare."""
     import torch
 
     def normalised(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -370,7 +370,7 @@ def _fit(
             if term is None:
                 loss = loss_function(network(train_x[batch]), train_y[batch])
                 data_loss = float(loss.detach())
-            else:  # one forward pass for the data rows and as many slider vectors drawn over the box
+            else:  # one forward pass for the data rows and as many anchors
                 anchors, sliders = term.batch(len(batch), generator)
                 answers = network(torch.cat([train_x[batch], sliders]))
                 loss = loss_function(answers[: len(batch)], train_y[batch])
@@ -737,16 +737,18 @@ def train_from_dataset(
 
     The model's identity (and coefficient bounds) comes from ``model``, else from ``model_info`` (a mapper's
     recorded identity, used by add-word), else from loading the model the dataset names; in every case it must
-    be the dataset's model. When a model is at hand and some descriptors are measurements, the figures also
-    say how well each metric slider hits its own value (:func:`metric_slider_errors`).
+    be the dataset's model. With measurements among the descriptors, the model also measures bodies during
+    training (the consistency term; add-word loads it for that, and trains without the term, saying so in
+    the figures' ``notes``, when it cannot), and the figures say how well each metric slider hits its own
+    value (:func:`metric_slider_errors`).
     """
     settings = settings or TrainingSettings()
     columns = dataset_columns(folder, names, kinds, data)
-    notes: dict[str, Any] = {}
+    extra_figures: dict[str, Any] = {}
     if model is None and model_info is None:
         model = _load_dataset_model(columns.settings["model"], model_dir)
     elif model is None and "metric" in columns.kinds and settings.consistency > 0:
-        model, notes = _model_to_measure(columns.settings["model"], model_dir)
+        model, extra_figures = _model_to_measure(columns.settings["model"], model_dir)
     identity = _model_identity_for(columns, model, model_info, Path(folder))
     descriptors = descriptors_from_data(columns.names, columns.kinds, columns.units, columns.values)
     metadata = {
@@ -765,9 +767,9 @@ def train_from_dataset(
         metadata=metadata,
     )
     if model is not None and "metric" in columns.kinds:
-        notes["metric_slider_errors"] = metric_slider_errors(mapper, model)
-    if notes:
-        figures = {**figures, **notes}
+        extra_figures["metric_slider_errors"] = metric_slider_errors(mapper, model)
+    if extra_figures:
+        figures = {**figures, **extra_figures}
         mapper = replace(mapper, metadata={**mapper.metadata, "figures": figures})
     return mapper, figures
 
