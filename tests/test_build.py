@@ -109,3 +109,14 @@ def test_a_model_with_nothing_to_measure_is_refused_by_name(capsule, tmp_path, c
     assert cli_main([*command, "--model", str(path)]) == 2
     error = capsys.readouterr().err
     assert "mystery-hand" in error and "no measurement definition" in error
+
+
+def test_expressions_are_sampled_sparsely_over_every_blendshape_by_default() -> None:
+    """The first 10 ARKit blendshapes move only jaw and mouth: a build samples all 52, a few at a time."""
+    from semantify_engine.pipeline import default_build_components
+
+    face = load("anny-face-expression")
+    assert default_build_components(face) == face.component_count == 52
+    assert default_build_components(face, "uniform") == 10
+    assert default_build_components(load("anny-body")) == 30
+    assert default_build_components(load("anny-head-shape")) == 10

@@ -30,15 +30,19 @@ WORDS = ("fat", "thin", "tall")
 
 # ------------------------------------------------------------------------------------- sampling
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2**31), st.lists(st.integers(0, 5000), min_size=1, max_size=20))
-def test_a_sample_depends_only_on_seed_and_index(capsule, seed: int, indices: list[int]) -> None:
-    plan = SamplingPlan(seed=seed, components=3)
+@given(
+    st.integers(0, 2**31),
+    st.lists(st.integers(0, 5000), min_size=1, max_size=20),
+    st.sampled_from(["uniform", "reference", "normal", "sparse"]),
+)
+def test_a_sample_depends_only_on_seed_and_index(capsule, seed: int, indices: list[int], scheme: str) -> None:
+    plan = SamplingPlan(seed=seed, components=3, scheme=scheme)
     together = sample_coefficients(capsule, plan, indices)
     alone = np.concatenate([sample_coefficients(capsule, plan, [index]) for index in indices])
     np.testing.assert_array_equal(together, alone)
     assert not np.array_equal(
         sample_coefficients(capsule, plan, [0, 1]),
-        sample_coefficients(capsule, SamplingPlan(seed + 1, components=3), [0, 1]),
+        sample_coefficients(capsule, SamplingPlan(seed + 1, components=3, scheme=scheme), [0, 1]),
     )
 
 
@@ -60,10 +64,21 @@ def test_schemes_respect_their_ranges(capsule) -> None:
         }
     )
     plan = SamplingPlan.for_model(bounded)
-    assert plan.sigmas == 4.0
-    for scheme in ("uniform", "reference", "normal"):
+    assert plan.sigmas == 4.0 and plan.scheme == "sparse"
+    for scheme in ("uniform", "reference", "normal", "sparse"):
         draws = sample_coefficients(bounded, SamplingPlan(scheme=scheme, sigmas=4.0, components=3), indices)
         assert draws.min() >= 0.0 and draws.max() <= 1.0
+
+
+def test_sparse_samples_pull_a_few_components_at_a_time(capsule) -> None:
+    from semantify_engine.dataset.sampling import SPARSE_ACTIVE
+
+    plan = SamplingPlan(scheme="sparse", sigmas=2.0, components=3)
+    draws = sample_coefficients(capsule, plan, range(4000))
+    active = draws != 0.0
+    assert abs(active.mean() - SPARSE_ACTIVE) < 0.02
+    assert draws[active].min() >= -2.0 and draws[active].max() <= 2.0 and draws[active].std() > 0.9
+    assert SamplingPlan.for_model(capsule).scheme == "uniform", "shapes keep the paper's scheme"
 
 
 def test_sampling_plan_refuses_bad_values(capsule) -> None:

@@ -49,7 +49,7 @@ def run(arguments: argparse.Namespace) -> int:
     out = Path(arguments.out)
     from ..models import load
 
-    components = default_build_components(load(arguments.model, arguments.model_dir))
+    components = default_build_components(load(arguments.model, arguments.model_dir), arguments.scheme)
     request = request_from(arguments, components=components)
     options = BuildOptions(
         n_descriptors=arguments.descriptors,

@@ -81,10 +81,17 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, samples_help: str | N
     )
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument(
-        "--scheme", choices=SCHEMES, default="uniform", help="uniform (paper), reference, normal"
+        "--scheme",
+        choices=SCHEMES,
+        help="uniform (the paper's; default), reference, normal, or sparse (a few components at a time; "
+        "the default for expressions)",
     )
     sampling.add_argument("--sigma", type=float, help="range in std (paper: 2 for shapes, 4 for expressions)")
-    sampling.add_argument("--components", type=int, help="how many components to sample (10)")
+    sampling.add_argument(
+        "--components",
+        type=int,
+        help="how many components to sample (10; semantify build: 30 for bodies, all for sparse expressions)",
+    )
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument(
         "--scorer",

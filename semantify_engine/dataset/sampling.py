@@ -11,6 +11,10 @@ Schemes (SEMANTIFY.md, "Sample"):
 - ``reference`` (the reference code): shapes ``randn · randint(-2, 2)``, i.e. a standard normal draw
   times one of {-2, -1, 0, 1}; expressions plain ``randn``; both times std and clipped to the bounds.
 - ``normal``: ``randn · std``, clipped to the bounds.
+- ``sparse``: each component on with probability :data:`SPARSE_ACTIVE` (uniform within ±k std, cut to the
+  valid range, as ``uniform``), off (0: the neutral face, the mean shape) otherwise. For expressions: faces
+  pull a few blendshapes at a time, so a build can sample all 52 ARKit shapes (blinks and brows included)
+  without the grimace of all of them at once; the default for ``face-expression`` models.
 """
 
 from __future__ import annotations
@@ -24,8 +28,15 @@ import numpy as np
 from ..errors import SemantifyError
 from ..models.linear import LinearMorphableModel
 
-SCHEMES = ("uniform", "reference", "normal")
+SCHEMES = ("uniform", "reference", "normal", "sparse")
 DEFAULT_COMPONENTS = 10
+SPARSE_ACTIVE = 0.1
+"""Chance that a component is on in a ``sparse`` sample: about 5 of 52 blendshapes per face."""
+
+
+def default_scheme(model: LinearMorphableModel) -> str:
+    """``sparse`` for expressions (see the module docstring), the paper's ``uniform`` otherwise."""
+    return "sparse" if model.kind == "face-expression" else "uniform"
 
 
 def default_sigmas(model: LinearMorphableModel) -> float:
@@ -59,7 +70,7 @@ class SamplingPlan:
         cls,
         model: LinearMorphableModel,
         seed: int = 0,
-        scheme: str = "uniform",
+        scheme: str | None = None,
         sigmas: float | None = None,
         components: int | None = None,
     ) -> SamplingPlan:
@@ -71,7 +82,7 @@ class SamplingPlan:
             )
         return cls(
             seed=seed,
-            scheme=scheme,
+            scheme=default_scheme(model) if scheme is None else scheme,
             sigmas=default_sigmas(model) if sigmas is None else sigmas,
             components=count,
         )
@@ -97,6 +108,9 @@ def sample_coefficients(
         rng = np.random.default_rng([plan.seed, index])
         if plan.scheme == "uniform":
             draw = rng.uniform(box[:, 0], box[:, 1])
+        elif plan.scheme == "sparse":
+            active = rng.random(count) < SPARSE_ACTIVE
+            draw = np.where(active, rng.uniform(box[:, 0], box[:, 1]), 0.0)
         elif plan.scheme == "reference":
             normal = rng.standard_normal(count)
             draw = normal * std if model.kind == "face-expression" else normal * rng.integers(-2, 2) * std
