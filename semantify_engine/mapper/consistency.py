@@ -62,9 +62,9 @@ OWN_WEIGHT = 0.25
 cannot be met (the bundled body's waist at its 98th percentile with the hips at their median) this says:
 hold the other measurements, come as close as you can on your own. Measured on the bundled body and the
 face (``semantify_engine/mapper/train.py``'s table has the full run): with uniform anchors only,
-waist→hips cross-talk was 6.4–10.1 % over 8 runs and the face's mouth→jaw 15.5 %; with sweeps at weight
-0.5, 7.0–7.7 % and 10.9 %; at 0.25, 3.9–5.6 % over 4 runs and 7.8 %, for a waist slider that stops ~9 cm
-short of its top (mean error 11–15 mm over its range, goal ≤ 20)."""
+waist→hips cross-talk was 6.4–10.1 % over 8 runs and mouth→jaw 15.5 % (a face dataset of the first 10
+blendshapes); with sweeps at weight 0.5, 7.0–7.7 % and 10.9 %; at 0.25, 3.9–5.6 % over 4 runs and 7.8 %,
+for a waist slider that stops ~9 cm short of its top (mean error 11–15 mm over its range, goal ≤ 20)."""
 REFRESH_WEIGHT = 1.0
 """Total weight of all measured answers in the surrogate's fit, relative to the data rows' total."""
 COEFFICIENT_MARGIN = 1.5
