@@ -22,7 +22,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -275,11 +275,3 @@ def _evaluate_summary(figures: dict[str, Any]) -> dict[str, Any]:
         summary["metric_mean_abs_error"] = {name: row["mean_abs_error"] for name, row in fidelity.items()}
         summary["metric_max_cross_talk"] = {name: row["max_cross_talk"] for name, row in fidelity.items()}
     return summary
-
-
-def with_default_components(request: DatasetRequest, explicit: int | None) -> DatasetRequest:
-    """The request with the build's default component count unless the user gave one."""
-    if explicit is not None:
-        return request
-    plan = replace(request.plan, components=default_build_components(request.model, request.plan.scheme))
-    return replace(request, plan=plan)
