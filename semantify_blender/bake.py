@@ -103,6 +103,15 @@ def remove_slider_keyframes(obj: bpy.types.Object) -> None:
         channelbag.fcurves.remove(curve)
 
 
+def _poll_model_with_shape_keys(operator: Any, context: Any) -> bool:
+    """Bake and Apply need a Semantify model whose shape keys carry its shape."""
+    obj = semantify_object(context)
+    if obj is None or obj.data.shape_keys is None:
+        operator.poll_message_set("Select a Semantify model")
+        return False
+    return True
+
+
 class SEMANTIFY_OT_bake_shape_key(bpy.types.Operator):
     """Add a shape key holding the current shape, named after the slider values (weight 0)"""
 
@@ -112,11 +121,7 @@ class SEMANTIFY_OT_bake_shape_key(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        obj = semantify_object(context)
-        if obj is None or obj.data.shape_keys is None:
-            cls.poll_message_set("Select a Semantify model")
-            return False
-        return True
+        return _poll_model_with_shape_keys(cls, context)
 
     def execute(self, context: Any) -> set[str]:
         block = bake_shape_key(context.active_object)
@@ -133,11 +138,7 @@ class SEMANTIFY_OT_apply_shape(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        obj = semantify_object(context)
-        if obj is None or obj.data.shape_keys is None:
-            cls.poll_message_set("Select a Semantify model")
-            return False
-        return True
+        return _poll_model_with_shape_keys(cls, context)
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         return context.window_manager.invoke_confirm(
