@@ -14,6 +14,8 @@ import bpy
 from . import (
     bake,
     cli_command,
+    clip_ops,
+    clip_status,
     fitting_ops,
     fitting_panel,
     fitting_props,
@@ -35,6 +37,7 @@ CLASSES: tuple[type, ...] = (
     *bake.CLASSES,
     *rig_operators.CLASSES,
     *jobs.CLASSES,
+    *clip_ops.CLASSES,
     *fitting_ops.CLASSES,
     *panels.CLASSES,
     *fitting_panel.CLASSES,  # a sub-panel of Sliders: registered after it
@@ -53,6 +56,7 @@ def register() -> None:
 
 def unregister() -> None:
     jobs.shutdown()  # a running background job's process and timer end with the add-on
+    clip_status.forget()  # and so does a running CLIP status check
     cli_command.unregister_command()
     sliders.unregister_handlers()
     rig.unregister_handlers()

@@ -31,7 +31,7 @@ from . import jobs, model_objects, sliders
 from .engine import import_engine
 from .fitting_props import display_unit
 from .operators import semantify_object
-from .preferences import cache_dir, job_python, user_model_dir
+from .preferences import cache_dir, job_worker, user_model_dir
 
 if TYPE_CHECKING:
     from semantify_engine.cli.background import BackgroundJob
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 UNDOABLE = {"REGISTER", "UNDO"}
 FIT_FOLDER = "fits"
-TEXT_MODULES = ("numpy", "torch", "open_clip")
-PHOTO_MODULES = ("numpy", "torch", "open_clip", "PIL")
+TEXT_MODULES = ("numpy", "torch", "torchvision", "open_clip")
+PHOTO_MODULES = ("numpy", "torch", "torchvision", "open_clip", "PIL")
 MODEL_CACHE_SIZE = 4
 
 _models: dict[tuple[str, str], LinearMorphableModel] = {}  # (source, checksum) -> model, for measuring
@@ -265,16 +265,14 @@ def text_job(context: Any, obj: bpy.types.Object, prompt: str, dataset: str) -> 
     prompt = import_engine("fitting.text").clean_prompt(prompt)  # empty, no words, too long: said now
     state = obj.semantify
     folder = text_dataset(sliders.mapper_of(obj), dataset, sliders.mapper_label(state.mapper_path))
-    python, source = job_python(context)
-    jobs.require_modules(python, source, TEXT_MODULES, "Fitting a text")
+    worker = job_worker(context)
+    jobs.require_modules(worker, TEXT_MODULES, "Fitting a text")
     out = fit_output(context, obj, "text")
-    arguments = ["fit", "text", "--mapper", sliders.mapper_file(state.mapper_path), "--out", str(out)]
-    if folder is not None:
-        arguments += ["--dataset", folder]
+    mapper = sliders.mapper_file(state.mapper_path)
     shown = prompt if len(prompt) <= 40 else prompt[:39] + "…"
     return background.BackgroundJob(
-        python,
-        [*arguments, "--", prompt],  # after "--": a text starting with "-" is not an option
+        worker,
+        jobs.command("fit text", prompt, mapper=mapper, out=str(out), dataset=folder),
         out,
         environment=jobs.job_environment(context),
         label=f'Fit text "{shown}"',
@@ -307,13 +305,13 @@ def photo_job(context: Any, obj: bpy.types.Object, photo: str, crop: str) -> Bac
             f"({', '.join(mapper.descriptor_names)}); a photo gives CLIP word scores, not measurements. "
             "Use Fit Measurements, or a mapper with word sliders (Build Mapper, Add Word)."
         )
-    python, source = job_python(context)
-    jobs.require_modules(python, source, PHOTO_MODULES, "Fitting a photo")
+    worker = job_worker(context)
+    jobs.require_modules(worker, PHOTO_MODULES, "Fitting a photo")
     out = fit_output(context, obj, "photo")
-    arguments = ["fit", "image", "--mapper", sliders.mapper_file(state.mapper_path), "--out", str(out)]
+    mapper = sliders.mapper_file(state.mapper_path)
     return background.BackgroundJob(
-        python,
-        [*arguments, "--crop", crop, "--", str(path)],
+        worker,
+        jobs.command("fit image", str(path), mapper=mapper, out=str(out), crop=crop),
         out,
         environment=jobs.job_environment(context),
         label=f"Fit photo {path.name}",

@@ -13,7 +13,7 @@ from typing import Any
 
 import bpy
 
-from . import jobs
+from . import clip_status, jobs
 from .fitting_props import display_unit
 from .operators import semantify_object
 
@@ -58,6 +58,8 @@ class SEMANTIFY_PT_fit(bpy.types.Panel):
         row = column.row(align=True)
         row.prop(fit, "crop", text="")
         row.operator("semantify.fit_photo", text="Fit Photo", icon="IMAGE_DATA")
+        if any(slider.kind == "word" for slider in state.sliders):  # text and photo fits need CLIP
+            clip_status.draw_needs(layout.column(), context)
         if running is not None:
             shown = context.window_manager.semantify_job
             box = layout.box()

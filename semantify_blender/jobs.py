@@ -1,16 +1,19 @@
-"""Build a mapper or add a word from the sidebar without freezing Blender.
+"""Background jobs from the sidebar: build a mapper, add a word, fit, fetch CLIP weights; Blender stays live.
 
-The work needs torch and open_clip, which Blender's Python does not have, and takes seconds to hours, so
-it runs as ``semantify build`` / ``semantify mapper add-word`` in a background process of the Python set
-in the preferences (:class:`semantify_engine.cli.background.BackgroundJob`). A modal operator polls it on
-a timer: the sidebar and the status bar show its progress, Esc or the sidebar's Cancel ends it, and on
-success the new mapper is loaded onto the object it was started for (an undo step). Photo and text fits
-(:mod:`.fitting_ops`) run the same way; their operators hand a result handler that sets the sliders from
-the fit's JSON instead.
+The work needs torch and open_clip and takes seconds to hours, so it runs as a ``semantify`` command
+(``build``, ``mapper add-word``, ``fit text|image``, ``clip download``) in a background process: a
+headless child of this Blender with the platform extension's CLIP engine, or the Python set in the
+preferences (the engine's :mod:`semantify_engine.cli.worker` decides which, and every report names it).
+Argument lists are written from the command-line parser's own definitions
+(:func:`semantify_engine.cli.arguments.command_arguments`), never by hand. A modal operator polls the
+job on a timer: the sidebar and the status bar show its progress, Esc or the sidebar's Cancel ends it,
+and on success the new mapper is loaded onto the object it was started for (an undo step). Photo and
+text fits (:mod:`.fitting_ops`) and downloads (:mod:`.clip_ops`) run the same way; their operators hand
+a result handler instead.
 
-Before anything starts, the chosen Python is asked (in milliseconds, without importing them) whether it
-has the modules the job needs; when it does not, the report says which are missing and the two ways to
-fix it (point the preference to a Python that has them, or install them into that one).
+Before anything starts, the worker is asked (without importing anything) whether it has the modules the
+job needs; when it does not, the report says which are missing and how to get them (the platform
+extension's CLIP engine, or a Python that has them).
 
 In background mode (``blender -b``, scripts, tests) there is no event loop for a modal operator, so the
 operators wait for the process instead and then finish the same way.
@@ -32,22 +35,17 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 from . import model_objects, sliders
 from .engine import import_engine
 from .operators import semantify_object
-from .preferences import cache_dir, engine_environment, job_python, user_model_dir
+from .preferences import cache_dir, engine_environment, job_worker, user_model_dir
 
 if TYPE_CHECKING:
     from semantify_engine.cli.background import BackgroundJob
+    from semantify_engine.cli.worker import Worker
 
 TIMER_S = 0.25
 UNDO_ONLY = {"UNDO"}  # the new sliders are one undo step; no redo panel (it would run the whole job again)
 INTERNAL = {"INTERNAL"}
-PIP_NAMES = {
-    "numpy": "'numpy<2'",
-    "torch": "torch",
-    "open_clip": "open_clip_torch",
-    "PIL": "pillow",
-    "sklearn": "scikit-learn",
-    "bpy": "bpy",
-}
+WORD_MODULES = ("numpy", "torch", "torchvision", "open_clip", "sklearn", "bpy")
+"""What building word sliders imports: CLIP, the descriptor selection, Blender to render the views."""
 SCORERS = (
     ("auto", "Auto", "Words and measurements when CLIP weights are available, else measurements only"),
     ("both", "Words and Measurements", "CLIP word scores and body measurements"),
@@ -61,7 +59,7 @@ class ActiveJob:
     """The one background job of this Blender session, and what to do with its result."""
 
     job: BackgroundJob
-    object_name: str
+    object_name: str | None  # None: a job for no object (fetching CLIP weights)
     keep_values: bool  # add-word keeps the artist's slider values; a new build starts at the defaults
     timer: Any = None
     cancel_requested: bool = False
@@ -74,51 +72,55 @@ whether the scene changed (which makes the operator finish as one undo step)."""
 
 
 _active: ActiveJob | None = None
+_last: ActiveJob | None = None
 
 
 def active_job() -> ActiveJob | None:
     return _active
 
 
+def last_job() -> ActiveJob | None:
+    """The job that ended last (its worker, its output), for reports and scripts."""
+    return _last
+
+
 # ------------------------------------------------------------------------------------ preparation
-def require_modules(python: str, source: str, modules: tuple[str, ...], purpose: str) -> None:
-    """Refuse to start when ``python`` lacks any of ``modules``, saying how to make them available."""
+def require_modules(worker: Worker, modules: tuple[str, ...], purpose: str) -> None:
+    """Refuse to start when ``worker`` lacks any of ``modules``, saying how to make them available."""
     background = import_engine("cli.background")
-    how = (
-        "Set Edit > Preferences > Add-ons > Semantify > 'Python with semantify installed' to a Python that "
-        "has them (for a checkout: its .venv/bin/python after 'make env')"
-    )
+    describe = import_engine("cli.worker").missing_engine_message
     try:
-        missing = background.missing_modules(python, modules)
+        missing = worker.missing_modules(modules)
     except background.JobError as error:
-        raise background.JobError(f"{error} {how}.") from error
-    if missing:
-        install = " ".join(PIP_NAMES.get(name, name) for name in missing)
         raise background.JobError(
-            f"{purpose} runs in a separate Python that needs {', '.join(modules)}, and {python} ({source}) "
-            f"lacks {', '.join(missing)}; Blender's own Python has no torch or open_clip. {how}, or install "
-            f'them into that Python: "{python}" -m pip install {install}'
-        )
+            f"{error} Set Edit > Preferences > Add-ons > Semantify > 'Python with semantify installed' to a "
+            "Python that runs, or clear it to use this Blender."
+        ) from error
+    if missing:
+        raise background.JobError(describe(worker, missing, purpose))
+
+
+def command(name: str, *positionals: object, **options: object) -> list[str]:
+    """``semantify NAME ...`` as an argument list, written from the parser's own definitions."""
+    return import_engine("cli.arguments").command_arguments(tuple(name.split()), *positionals, **options)
 
 
 def job_environment(context: Any) -> dict[str, str]:
-    """The preferences as the engine's variables, with the cache folder always set."""
-    environment = engine_environment(context)
-    environment.setdefault("SEMANTIFY_CLIP_CACHE_DIR", cache_dir(context))
-    return environment
+    """The preferences as the engine's variables (CLIP weights found where open_clip looks, unless set)."""
+    return engine_environment(context)
 
 
-def model_arguments(context: Any, obj: bpy.types.Object) -> list[str]:
-    """``--model ...`` naming the object's model for the engine (exported to a file for 'Use My Mesh')."""
+def model_options(context: Any, obj: bpy.types.Object) -> dict[str, str]:
+    """``model`` (and ``model_dir``) naming the object's model for the engine (a file for 'Use My Mesh')."""
     registry = import_engine("models.registry")
     user_models = import_engine("models.user_models")
     state = obj.semantify
     source = state.model_source
     if source in registry.bundled_model_paths():
-        return ["--model", source]
+        return {"model": source}
     if source in user_models.USER_MODEL_NAMES:
         folder = user_model_dir(context)
-        return ["--model", source, *(["--model-dir", folder] if folder else [])]
+        return {"model": source, **({"model_dir": folder} if folder else {})}
     if source == model_objects.SHAPE_KEY_SOURCE:
         models = import_engine("models")
         errors = import_engine("errors")
@@ -129,8 +131,8 @@ def model_arguments(context: Any, obj: bpy.types.Object) -> list[str]:
             )
         path = Path(cache_dir(context)) / "models" / f"{_slug(state.model_name)}-{state.model_checksum}.npz"
         models.save_model(model, path)
-        return ["--model", str(path)]
-    return ["--model", bpy.path.abspath(source)]
+        return {"model": str(path)}
+    return {"model": bpy.path.abspath(source)}
 
 
 def build_job(
@@ -141,32 +143,29 @@ def build_job(
     The same request goes to the same folder, so building again after a cancel resumes the dataset.
     """
     background = import_engine("cli.background")
-    python, source = job_python(context)
-    require_modules(python, source, ("numpy", "torch"), "Building a mapper")
-    words_need = ("open_clip", "sklearn", "bpy")  # CLIP, the descriptor selection, rendering the views
-    if scorer == "auto" and background.missing_modules(python, words_need):
+    worker = job_worker(context)
+    require_modules(worker, ("numpy",), "Building a mapper")
+    if scorer == "auto" and worker.missing_modules(WORD_MODULES):
         scorer = "metric"  # what 'auto' means without CLIP, decided here rather than by a traceback there
     if scorer != "metric":
-        require_modules(python, source, words_need, "Building word sliders")
-    arguments = [
-        *model_arguments(context, obj),
-        "--samples",
-        str(samples),
-        "--scorer",
-        scorer,
-        "--no-evaluate",
-    ]
-    if words.strip():
-        arguments += ["--words", words]
-    if descriptors > 0:
-        arguments += ["--descriptors", str(descriptors)]
+        require_modules(worker, WORD_MODULES, "Building word sliders")
+    options: dict[str, object] = {
+        **model_options(context, obj),
+        "samples": samples,
+        "scorer": scorer,
+        "no_evaluate": True,
+        "words": words.strip() or None,
+        "descriptors": descriptors if descriptors > 0 else None,
+    }
     environment = job_environment(context)
-    request = json.dumps([arguments, sorted(environment.items())]).encode()
+    request = json.dumps(
+        [sorted(options.items(), key=str), sorted(environment.items())], default=str
+    ).encode()
     name = f"{_slug(obj.semantify.model_name)}-{hashlib.sha256(request).hexdigest()[:10]}"
     out = Path(cache_dir(context)) / "builds" / name
     return background.BackgroundJob(
-        python,
-        ["build", *arguments, "--out", str(out)],
+        worker,
+        command("build", **options, out=str(out)),
         out / "mapper.npz",
         environment=environment,
         label=f"Build mapper for {obj.semantify.model_name}",
@@ -177,17 +176,21 @@ def add_word_job(context: Any, obj: bpy.types.Object, word: str, dataset: str) -
     """``semantify mapper add-word`` on the object's mapper, written to a new file in the cache."""
     background = import_engine("cli.background")
     add_word = import_engine("mapper.add_word")
-    python, source = job_python(context)
+    worker = job_worker(context)
     word = add_word.clean_word(word)
-    require_modules(python, source, ("numpy", "torch", "open_clip"), "Adding a word")
+    require_modules(worker, ("numpy", "torch", "torchvision", "open_clip"), "Adding a word")
     state = obj.semantify
     mapper_path = sliders.mapper_file(state.mapper_path)
     out = Path(cache_dir(context)) / "mappers" / f"{Path(mapper_path).stem}+{_slug(word)}.npz"
-    arguments = ["mapper", "add-word", mapper_path, word, "--out", str(out)]
-    if dataset.strip():
-        arguments += ["--dataset", bpy.path.abspath(dataset)]
+    arguments = command(
+        "mapper add-word",
+        mapper_path,
+        word,
+        out=str(out),
+        dataset=bpy.path.abspath(dataset) if dataset.strip() else None,
+    )
     return background.BackgroundJob(
-        python, arguments, out, environment=job_environment(context), label=f"Add word '{word}'"
+        worker, arguments, out, environment=job_environment(context), label=f"Add word '{word}'"
     )
 
 
@@ -211,7 +214,7 @@ def finish(state: ActiveJob) -> tuple[str, str, bool]:
         return "ERROR", f"{state.job.label} failed: {error}", False
     if state.use_result is not None:
         return state.use_result(state, path)
-    obj = bpy.data.objects.get(state.object_name)
+    obj = bpy.data.objects.get(state.object_name or "")
     if obj is None or not obj.semantify.is_model:
         return (
             "WARNING",
@@ -223,7 +226,8 @@ def finish(state: ActiveJob) -> tuple[str, str, bool]:
     except errors.SemantifyError as error:
         return "ERROR", f"New mapper saved to {path} but not loaded onto '{obj.name}': {error}", False
     names = ", ".join(mapper.descriptor_names)
-    return "INFO", f"'{obj.name}' has {mapper.input_count} sliders: {names}", True
+    where = f"built in {state.job.worker.describe()}"
+    return "INFO", f"'{obj.name}' has {mapper.input_count} sliders: {names} ({where})", True
 
 
 def show(context: Any, state: ActiveJob | None) -> None:
@@ -277,6 +281,8 @@ def end(context: Any, state: ActiveJob) -> None:
 
 def done(operator: bpy.types.Operator, state: ActiveJob) -> set[str]:
     """Report the job's outcome through ``operator``; FINISHED (an undo step) only if sliders changed."""
+    global _last
+    _last = state
     level, message, changed = finish(state)
     operator.report({level}, message)
     return {"FINISHED"} if changed else {"CANCELLED"}
@@ -289,18 +295,19 @@ class _BackgroundOperator(bpy.types.Operator):
     bl_options = UNDO_ONLY
 
     keep_values = False
+    needs_object = True  # False: a job for no object (fetching CLIP weights)
 
     @classmethod
     def poll(cls, context: Any) -> bool:
         if _active is not None:
             cls.poll_message_set("A Semantify job is running: wait for it or cancel it")
             return False
-        if semantify_object(context) is None:
+        if cls.needs_object and semantify_object(context) is None:
             cls.poll_message_set("Select a Semantify model")
             return False
         return True
 
-    def make_job(self, context: Any, obj: bpy.types.Object) -> BackgroundJob:
+    def make_job(self, context: Any, obj: bpy.types.Object | None) -> BackgroundJob:
         raise NotImplementedError
 
     def result_handler(self) -> ResultHandler | None:
@@ -313,7 +320,7 @@ class _BackgroundOperator(bpy.types.Operator):
     def execute(self, context: Any) -> set[str]:
         global _active
         errors = import_engine("errors")
-        obj = context.active_object
+        obj = context.active_object if self.needs_object else None
         try:
             job = self.make_job(context, obj)
             job.start()
@@ -321,7 +328,10 @@ class _BackgroundOperator(bpy.types.Operator):
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         state = ActiveJob(
-            job=job, object_name=obj.name, keep_values=self.keep_values, use_result=self.result_handler()
+            job=job,
+            object_name=obj.name if obj is not None else None,
+            keep_values=self.keep_values,
+            use_result=self.result_handler(),
         )
         if not has_event_loop(context):  # blender -b, scripts: no timer events would come; wait here
             job.wait()
@@ -330,7 +340,7 @@ class _BackgroundOperator(bpy.types.Operator):
         state.timer = context.window_manager.event_timer_add(TIMER_S, window=context.window)
         context.window_manager.modal_handler_add(self)
         show(context, state)
-        self.report({"INFO"}, f"{job.label}: started in the background (Esc to cancel)")
+        self.report({"INFO"}, f"{job.label}: started in {job.worker.describe()} (Esc to cancel)")
         return {"RUNNING_MODAL"}
 
     def modal(self, context: Any, event: Any) -> set[str]:
@@ -425,29 +435,23 @@ class SEMANTIFY_OT_cancel_job(bpy.types.Operator):
 
 
 class SEMANTIFY_OT_check_python(bpy.types.Operator):
-    """Check that the Python for background work has what building mappers and adding words need"""
+    """Check that the process for background work has what building mappers and adding words need"""
 
     bl_idname = "semantify.check_python"
-    bl_label = "Check Python"
+    bl_label = "Check Worker"
 
     def execute(self, context: Any) -> set[str]:
         errors = import_engine("errors")
-        python, source = job_python(context)
+        worker = job_worker(context)
         try:
             require_modules(
-                python,
-                source,
-                ("numpy", "torch", "open_clip", "sklearn"),
-                "Building mappers and adding words",
+                worker, ("numpy", *import_engine("cli.worker").CLIP_ENGINE_MODULES), "Word sliders"
             )
         except errors.SemantifyError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        background = import_engine("cli.background")
-        extra = (
-            "" if not background.missing_modules(python, ("bpy",)) else " (no bpy: measurement builds only)"
-        )
-        self.report({"INFO"}, f"{python} ({source}) has torch and open_clip{extra}")
+        extra = "" if not worker.missing_modules(("bpy",)) else " (no bpy: measurement builds only)"
+        self.report({"INFO"}, f"{worker.describe()} has the CLIP engine{extra}")
         return {"FINISHED"}
 
 

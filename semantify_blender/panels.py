@@ -11,7 +11,7 @@ from typing import Any
 
 import bpy
 
-from . import jobs, rig
+from . import clip_status, jobs, rig
 from .operators import default_mapper_items, semantify_object
 from .sliders import mapper_label
 
@@ -144,7 +144,8 @@ class SEMANTIFY_PT_build(_SemantifyPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("semantify.build_mapper", text="Build Mapper", icon="MOD_NORMALEDIT")
         row.operator("semantify.add_word", text="Add Word", icon="ADD")
-        layout.operator("semantify.check_python", text="Check Python", icon="CONSOLE")
+        # Measurement sliders need nothing more; words, photo and text fits need CLIP: say what is missing.
+        clip_status.draw_needs(layout.column(), context)
 
 
 class SEMANTIFY_PT_shape(_SemantifyPanel, bpy.types.Panel):

@@ -1,28 +1,44 @@
-"""Add-on preferences: where the user's own models, CLIP weights, caches and the worker Python are.
+"""Add-on preferences: the user's own models, CLIP weights, caches, and which process runs jobs.
 
 Nothing here is read at registration; operators read the preferences when they run. Empty fields mean
 "use the default": ``$SEMANTIFY_MODEL_DIR`` for models, open_clip's own download cache for weights,
-Blender's per-extension user folder for the cache (the extension's own folder is replaced on every update
-and may be read-only, so it is never written to), and ``$SEMANTIFY_PYTHON`` else Blender's own Python for
-background work (which has no torch unless the user installed it there).
+Blender's per-extension user folder for built mappers and fits (the extension's own folder is replaced on
+every update and may be read-only, so it is never written to), and for background work the engine's
+choice (:func:`semantify_engine.cli.worker.choose_worker`): a headless child of this Blender.
+
+The CLIP box shows what word sliders need (the CLIP engine, the weights) and the buttons that provide
+them; its status comes from :mod:`.clip_status`, which asks a background process and never blocks a
+redraw.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.props import StringProperty
+
+from .engine import import_engine
+
+if TYPE_CHECKING:
+    from semantify_engine.cli.worker import Worker
 
 # The add-on's module name, which is also the key of its preferences: "bl_ext.<repository>.semantify"
 # inside Blender (this package is "<that>.semantify_blender"), the package itself when imported top-level.
 ADDON_ID = (__package__ or "").rpartition(".")[0] or (__package__ or "semantify_blender")
 
 
+def _clip_settings_changed(preferences: SEMANTIFY_AddonPreferences, context: Any) -> None:
+    """Another model, weights file, cache or worker: the shown status is stale."""
+    from . import clip_status
+
+    clip_status.forget()
+
+
 class SEMANTIFY_AddonPreferences(bpy.types.AddonPreferences):
-    """Folders and CLIP settings shared by every Semantify object."""
+    """Folders, CLIP settings and the background worker, shared by every Semantify object."""
 
     bl_idname = ADDON_ID
 
@@ -37,48 +53,77 @@ class SEMANTIFY_AddonPreferences(bpy.types.AddonPreferences):
     )
     clip_model: StringProperty(
         name="CLIP Model",
-        description="open_clip architecture name (ViT-B-32 is the paper's), an hf-hub: id or local-dir:",
+        description=(
+            "open_clip architecture name (ViT-B-32 is the paper's; ViT-B-32-quickgelu for a local copy of "
+            "OpenAI's weights), an hf-hub: id or local-dir:"
+        ),
         default="ViT-B-32",
+        update=_clip_settings_changed,
     )
     clip_pretrained: StringProperty(
         name="CLIP Weights",
         description=(
-            "A weights tag open_clip knows for the model (openai), or a local weights file. "
-            "Downloaded weights go to open_clip's cache, once"
+            "A weights tag open_clip knows for the model (openai), an hf-hub: id, or a local weights file "
+            "(Use a Local File). Downloaded weights go to open_clip's cache, once"
         ),
         default="openai",
+        update=_clip_settings_changed,
     )
     cache_dir: StringProperty(
         name="Cache Folder",
         description=(
-            "Where CLIP weights, text embeddings, built mappers and their datasets go. "
-            "Empty: the extension's user folder"
+            "Where built mappers, their datasets and fits go, and CLIP weights when set. Empty: the "
+            "extension's user folder (and open_clip's own cache for weights, shared with other tools)"
         ),
         subtype="DIR_PATH",
         default="",
+        update=_clip_settings_changed,
+    )
+    blender: StringProperty(
+        name="Blender for Jobs",
+        description=(
+            "A Blender executable that runs builds, fits and downloads in background mode. "
+            "Empty: $SEMANTIFY_BLENDER, else this Blender"
+        ),
+        subtype="FILE_PATH",
+        default="",
+        update=_clip_settings_changed,
     )
     python: StringProperty(
         name="Python with semantify installed",
         description=(
-            "A Python that has torch and open_clip (and bpy, to render CLIP training views), e.g. a "
-            "checkout's .venv/bin/python after 'make env'. Building mappers and adding words run there, in "
-            "the background. Empty: $SEMANTIFY_PYTHON, else Blender's own Python"
+            "For your own torch (CUDA): a Python that has torch and open_clip (and bpy, to render CLIP "
+            "training views), e.g. a checkout's .venv/bin/python after 'make env'. Jobs run there instead "
+            "of in Blender. Empty: $SEMANTIFY_PYTHON, else a headless Blender with the platform extension's "
+            "CLIP engine"
         ),
         subtype="FILE_PATH",
         default="",
+        update=_clip_settings_changed,
     )
 
     def draw(self, context: bpy.types.Context) -> None:
+        from . import clip_status
+
         layout = self.layout
         layout.use_property_split = True
         layout.prop(self, "model_dir")
+        layout.prop(self, "cache_dir")
         column = layout.column(heading="CLIP")
         column.prop(self, "clip_model")
         column.prop(self, "clip_pretrained")
-        layout.prop(self, "cache_dir")
-        row = layout.row(align=True)
+        box = layout.box()
+        clip_status.draw_needs(box, context, show_present=True)
+        row = box.row(align=True)
+        row.operator("semantify.download_weights", icon="IMPORT")
+        row.operator("semantify.use_local_weights", icon="FILE_FOLDER")
+        row.operator("semantify.check_weights", icon="CHECKMARK")
+        column = layout.column(heading="Background Jobs")
+        column.prop(self, "blender")
+        row = column.row(align=True)
         row.prop(self, "python")
         row.operator("semantify.check_python", text="", icon="CHECKMARK")
+        column.label(text=f"Jobs run in {job_worker(context).describe()}", icon="CONSOLE")
 
 
 def get_preferences(context: Any = None) -> SEMANTIFY_AddonPreferences | None:
@@ -103,14 +148,28 @@ def cache_dir(context: Any = None) -> str:
     return bpy.utils.extension_path_user(ADDON_ID, path="cache", create=True)
 
 
-def job_python(context: Any = None) -> tuple[str, str]:
-    """The Python that runs background work, and where that choice came from (for reports)."""
+def wheel_dir() -> str:
+    """Where Blender installs extensions' wheels (the platform extension's CLIP engine) for this Python.
+
+    The layout Blender's own add-on system uses (``addon_utils``): the user extensions folder's
+    ``.local/lib/pythonX.Y/site-packages``.
+    """
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return os.path.join(bpy.utils.user_resource("EXTENSIONS"), ".local", "lib", version, "site-packages")
+
+
+def job_worker(context: Any = None) -> Worker:
+    """The process background jobs run in (the engine decides; see its ``choose_worker``)."""
     preferences = get_preferences(context)
-    if preferences and preferences.python:
-        return bpy.path.abspath(preferences.python), "the add-on preference 'Python with semantify installed'"
-    if os.environ.get("SEMANTIFY_PYTHON"):
-        return os.environ["SEMANTIFY_PYTHON"], "$SEMANTIFY_PYTHON"
-    return sys.executable, "Blender's own Python (no preference set)"
+    worker = import_engine("cli.worker")
+    return worker.choose_worker(
+        python_preference=bpy.path.abspath(preferences.python) if preferences and preferences.python else "",
+        blender_preference=bpy.path.abspath(preferences.blender)
+        if preferences and preferences.blender
+        else "",
+        running_blender=bpy.app.binary_path,
+        package_dirs=(wheel_dir(),),
+    )
 
 
 def engine_environment(context: Any = None) -> dict[str, str]:
@@ -124,7 +183,9 @@ def engine_environment(context: Any = None) -> dict[str, str]:
     values = {
         "SEMANTIFY_MODEL_DIR": bpy.path.abspath(preferences.model_dir) if preferences.model_dir else "",
         "SEMANTIFY_CLIP_MODEL": preferences.clip_model,
-        "SEMANTIFY_CLIP_PRETRAINED": preferences.clip_pretrained,
+        "SEMANTIFY_CLIP_PRETRAINED": bpy.path.abspath(preferences.clip_pretrained)
+        if preferences.clip_pretrained.startswith("//")
+        else preferences.clip_pretrained,
         "SEMANTIFY_CLIP_CACHE_DIR": bpy.path.abspath(preferences.cache_dir) if preferences.cache_dir else "",
     }
     return {name: value for name, value in values.items() if value}

@@ -20,11 +20,13 @@ from conftest import capsule_clip_request
 
 from semantify_engine.cli.background import BackgroundJob, JobCancelled, JobError, missing_modules
 from semantify_engine.cli.progress import JSON_PREFIX, parse_progress_line, progress_bar
+from semantify_engine.cli.worker import Worker
 from semantify_engine.mapper import load_mapper, save_mapper
 from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR, default_mappers, default_mappers_for
 from semantify_engine.models import load
 
 PYTHON = sys.executable
+WORKER = Worker("python", PYTHON, "the test's Python")
 
 
 def metric_build(samples: int, out: Path) -> list[str]:
@@ -85,7 +87,7 @@ def test_missing_modules_are_found_without_importing_them(tmp_path: Path) -> Non
 def test_build_job_shows_progress_and_finishes_with_a_mapper(tmp_path: Path) -> None:
     out = tmp_path / "build"
     job = BackgroundJob(
-        PYTHON,
+        WORKER,
         metric_build(128, out),
         out / "mapper.npz",
         label="build",
@@ -109,7 +111,7 @@ def test_build_job_shows_progress_and_finishes_with_a_mapper(tmp_path: Path) -> 
 def test_cancel_ends_the_process_group_and_leaves_no_torn_file(tmp_path: Path) -> None:
     out = tmp_path / "build"
     job = BackgroundJob(
-        PYTHON,
+        WORKER,
         metric_build(50000, out),
         out / "mapper.npz",
         label="build",
@@ -135,14 +137,16 @@ def test_cancel_ends_the_process_group_and_leaves_no_torn_file(tmp_path: Path) -
 
 def test_a_failing_command_reports_its_own_error_line(tmp_path: Path) -> None:
     job = BackgroundJob(
-        PYTHON, ["mapper", "add-word", str(tmp_path / "none.npz"), "tall"], tmp_path / "out.npz", label="x"
+        WORKER, ["mapper", "add-word", str(tmp_path / "none.npz"), "tall"], tmp_path / "out.npz", label="x"
     )
     job.start()
     assert job.wait(60) == 2
     with pytest.raises(JobError, match=r"Mapper file .*none.npz does not exist\.$"):
         job.result()
     with pytest.raises(JobError, match="Could not start"):
-        BackgroundJob(str(tmp_path / "no-python"), ["models"], tmp_path / "x").start()
+        BackgroundJob(
+            Worker("python", str(tmp_path / "no-python"), "a test"), ["models"], tmp_path / "x"
+        ).start()
 
 
 @pytest.mark.blender
@@ -163,7 +167,7 @@ def test_add_word_job_retrains_with_the_word_in_a_real_process(capsule, tiny_spe
     source = save_mapper(mapper, tmp_path / "words.npz")
     out = tmp_path / "more.npz"
     job = BackgroundJob(
-        PYTHON,
+        WORKER,
         ["mapper", "add-word", str(source), "broad shoulders", "--out", str(out)],
         out,
         environment={"HF_HUB_OFFLINE": "1"},

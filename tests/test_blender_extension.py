@@ -592,7 +592,11 @@ def test_missing_torch_or_open_clip_is_reported_with_how_to_fix_it(glue, tmp_pat
     with pytest.raises(RuntimeError) as caught:
         bpy.ops.semantify.add_word(word="muscular")
     message = str(caught.value)
-    for text in ("lacks numpy, torch, open_clip", "Python with semantify installed", "-m pip install"):
+    for text in (
+        "lacks numpy, torch, torchvision, open_clip",
+        "Python with semantify installed",
+        "-m pip install",
+    ):
         assert text in message
     preferences.python = str(tmp_path / "no-such-python")
     with pytest.raises(RuntimeError, match="cannot be run.*Python with semantify installed"):
@@ -657,11 +661,12 @@ def test_use_my_mesh_makes_its_shape_keys_the_basis_and_exports_a_model_file(glu
 def test_background_builds_name_the_model_by_bundled_name_or_an_exported_file(glue) -> None:
     obj = make_mesh_with_shape_keys()
     bpy.ops.semantify.use_mesh()
-    option, path = glue.jobs.model_arguments(bpy.context, obj)
-    assert option == "--model" and Path(path).is_file()  # the worker process cannot see this mesh
+    options = glue.jobs.model_options(bpy.context, obj)
+    path = options["model"]
+    assert list(options) == ["model"] and Path(path).is_file()  # the worker process cannot see this mesh
     assert load_model(path).checksum() == obj.semantify.model_checksum
     assert bpy.ops.semantify.add_model(model="anny-body") == {"FINISHED"}
-    assert glue.jobs.model_arguments(bpy.context, bpy.context.active_object) == ["--model", "anny-body"]
+    assert glue.jobs.model_options(bpy.context, bpy.context.active_object) == {"model": "anny-body"}
 
 
 def test_export_refuses_shape_keys_changed_since_use_my_mesh(glue, tmp_path: Path) -> None:

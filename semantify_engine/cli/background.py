@@ -1,13 +1,14 @@
 """Run a ``semantify`` command in a background process and follow it: progress, cancel, result.
 
-The Blender add-on builds mappers and adds words without freezing Blender: the work (torch, CLIP) runs in
-another Python, one that has torch and open_clip (Blender's own has neither), while Blender polls this
-object from a timer. Nothing here imports bpy, so it is tested with real processes outside Blender.
+The Blender add-on builds mappers, adds words, fits photos and texts and fetches CLIP weights without
+freezing Blender: the work runs in another process (:class:`.worker.Worker` decides which: a headless
+child of the user's Blender, or a Python the user chose) while Blender polls this object from a timer.
+Nothing here imports bpy, so it is tested with real processes outside Blender.
 
-The child runs the *same* engine as the caller (its folder goes first on ``PYTHONPATH``), so an add-on
-and the engine it bundles always agree on file formats; the other Python only lends its packages. It
-prints machine-readable progress (``SEMANTIFY_PROGRESS=json``, see :mod:`.progress`) and the build's
-stage lines (``2/4 choosing descriptors``); :meth:`BackgroundJob.poll` turns them into one fraction.
+The child runs the *same* engine as the caller (:meth:`.worker.Worker.search_path` puts its folder
+first), so an add-on and the engine it bundles always agree on file formats. It prints machine-readable
+progress (``SEMANTIFY_PROGRESS=json``, see :mod:`.progress`) and the build's stage lines (``2/4 choosing
+descriptors``); :meth:`BackgroundJob.poll` turns them into one fraction.
 
 Reading the child's output happens on two daemon threads (one per pipe), because a pipe that is not
 drained blocks the child once its buffer is full, and because a non-blocking read that works on every
@@ -29,13 +30,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SemantifyError
 from .progress import JSON_MODE, PROGRESS_VARIABLE, parse_progress_line
 
-ENGINE_PARENT = Path(__file__).resolve().parent.parent.parent
-"""The folder holding this engine package: first on the child's ``PYTHONPATH``."""
-ENGINE_PACKAGE = Path(__file__).resolve().parent.parent.name
+if TYPE_CHECKING:
+    from .worker import Worker
+
 STAGE_LINE = re.compile(r"^\s*(\d+)/(\d+) (\S.*)$")
 ERROR_PREFIX = "semantify: error: "
 KEPT_LINES = 200
@@ -58,11 +60,17 @@ class JobProgress:
     running: bool
 
 
-def missing_modules(python: str, modules: Sequence[str], timeout: float = 30.0) -> list[str]:
+def missing_modules(
+    python: str,
+    modules: Sequence[str],
+    timeout: float = 30.0,
+    environment: Mapping[str, str] | None = None,
+) -> list[str]:
     """Which of ``modules`` the interpreter ``python`` cannot import (found without importing them).
 
     ``importlib.util.find_spec`` answers in milliseconds where importing torch would take seconds, so the
-    add-on can check before it starts a job. Raises :class:`JobError` when ``python`` does not run.
+    add-on can check before it starts a job. ``environment`` is the one the job would run with (its
+    ``PYTHONPATH``). Raises :class:`JobError` when ``python`` does not run.
     """
     probe = (
         "import importlib.util, json, sys\n"
@@ -75,6 +83,7 @@ def missing_modules(python: str, modules: Sequence[str], timeout: float = 30.0) 
             text=True,
             timeout=timeout,
             check=False,
+            env=None if environment is None else dict(environment),
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise JobError(f"The Python '{python}' cannot be run ({error}).") from error
@@ -86,24 +95,25 @@ def missing_modules(python: str, modules: Sequence[str], timeout: float = 30.0) 
 
 
 class BackgroundJob:
-    """One ``python -m semantify_engine.cli.main ARGUMENTS`` process, followed without blocking.
+    """One ``semantify ARGUMENTS`` process in ``worker``, followed without blocking.
 
-    ``result_path`` is the file the command writes on success (the mapper); :meth:`result` returns it
-    once the command exited 0 and the file is there.
+    ``result_path`` is the file the command writes on success (the mapper, a fit's JSON); :meth:`result`
+    returns it once the command exited 0 and the file is there. A job without one (fetching weights)
+    succeeds by its exit status alone, and :meth:`summary` holds what it printed.
     """
 
     def __init__(
         self,
-        python: str,
+        worker: Worker,
         arguments: Sequence[str],
-        result_path: str | os.PathLike[str],
+        result_path: str | os.PathLike[str] | None,
         *,
         environment: Mapping[str, str] | None = None,
         label: str = "semantify",
     ) -> None:
-        self.python = python
+        self.worker = worker
         self.arguments = [str(argument) for argument in arguments]
-        self.result_path = Path(result_path)
+        self.result_path = None if result_path is None else Path(result_path)
         self.environment = dict(environment or {})
         self.label = label
         self.process: subprocess.Popen[str] | None = None
@@ -120,17 +130,15 @@ class BackgroundJob:
     # ------------------------------------------------------------------------------------ lifecycle
     @property
     def command(self) -> list[str]:
-        return [self.python, "-m", f"{ENGINE_PACKAGE}.cli.main", *self.arguments]
+        return self.worker.command(self.arguments)
 
     def start(self) -> None:
-        """Start the process (once). Raises :class:`JobError` when the Python cannot be started."""
+        """Start the process (once). Raises :class:`JobError` when the worker cannot be started."""
         if self.process is not None:
             raise JobError("This job was already started.")
-        environment = {**os.environ, **self.environment, PROGRESS_VARIABLE: JSON_MODE}
-        environment["PYTHONPATH"] = os.pathsep.join(
-            part for part in (str(ENGINE_PARENT), environment.get("PYTHONPATH", "")) if part
+        environment = self.worker.environment(
+            {**os.environ, **self.environment, PROGRESS_VARIABLE: JSON_MODE}
         )
-        environment["PYTHONUNBUFFERED"] = "1"
         options: dict = {}
         if os.name == "posix":
             options["start_new_session"] = True  # its own process group: cancel reaches its children
@@ -149,7 +157,7 @@ class BackgroundJob:
                 **options,
             )
         except OSError as error:
-            raise JobError(f"Could not start '{self.python}' for {self.label} ({error}).") from error
+            raise JobError(f"Could not start {self.worker.describe()} for {self.label} ({error}).") from error
         self.started_at = time.monotonic()
         for stream, lines in ((self.process.stdout, self.stdout_lines), (self.process.stderr, None)):
             thread = threading.Thread(target=self._read, args=(stream, lines), daemon=True)
@@ -268,10 +276,21 @@ class BackgroundJob:
                 return line[len(ERROR_PREFIX) :]
         tail = next((line.strip() for line in reversed(lines) if line.strip()), "")
         code = self.returncode
-        return f"{self.label} failed (exit status {code})" + (f": {tail}" if tail else "")
+        if code is not None and code < 0:  # POSIX: ended by a signal (killed, or a crash such as SIGSEGV)
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            how = f"was ended by {name} ({self.worker.describe()}); nothing was changed, run it again"
+        else:
+            how = f"failed (exit status {code})"
+        return f"{self.label} {how}" + (f": {tail}" if tail else "")
 
-    def result(self) -> Path:
-        """The result file of a finished, successful job; :class:`JobError` / :class:`JobCancelled` else."""
+    def result(self) -> Path | None:
+        """The result file of a finished, successful job (None for a job without one).
+
+        Raises :class:`JobError` for a failed job and :class:`JobCancelled` for a cancelled one.
+        """
         if self.process is None:
             raise JobError("The job was not started.")
         if self.running:
@@ -281,18 +300,26 @@ class BackgroundJob:
             raise JobCancelled(f"{self.label} was cancelled.")
         if self.returncode != 0:
             raise JobError(self.error_message())
+        if self.result_path is None:
+            return None
         if not self.result_path.is_file():
             raise JobError(f"{self.label} finished but wrote no {self.result_path}.")
         return self.result_path
 
     def summary(self) -> dict | None:
-        """The JSON object the command printed last on stdout (``semantify build``'s summary), if any."""
+        """The JSON object the command printed last on stdout (``semantify build``'s summary), if any.
+
+        Parsed from the last line that opens an object; whatever follows it (a Blender child's own
+        closing lines) is ignored.
+        """
         with self._lock:
-            text = "\n".join(self.stdout_lines)
-        start = text.rfind("\n{")
-        start = 0 if text.startswith("{") and start < 0 else start + 1
-        try:
-            value = json.loads(text[start:])
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+            lines = list(self.stdout_lines)
+        decoder = json.JSONDecoder()
+        for index in range(len(lines) - 1, -1, -1):
+            if lines[index].startswith("{"):
+                try:
+                    value, _ = decoder.raw_decode("\n".join(lines[index:]))
+                except ValueError:
+                    continue
+                return value if isinstance(value, dict) else None
+        return None

@@ -13,6 +13,7 @@ from ..errors import SemantifyError
 from ..models import DEFAULT_MODEL
 from ..render.settings import ENGINES, RenderSettings
 from ..render.views import View, parse_views
+from ..scoring.clip import ClipSpec
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, positional: bool = True) -> None:
@@ -95,3 +96,27 @@ def output_path(text: str, suffix: str) -> Path:
     if path.suffix.lower() != suffix:
         raise SemantifyError(f"Output {path} must end in {suffix}.")
     return ensure_writable(path)
+
+
+def add_clip_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--clip`` and ``--pretrained``: which CLIP, in open_clip's terms (defaults from the environment)."""
+    parser.add_argument("--clip", help="open_clip architecture (default $SEMANTIFY_CLIP_MODEL or ViT-B-32)")
+    parser.add_argument(
+        "--pretrained",
+        help="open_clip tag (openai), hf-hub:org/name, or a local weights file "
+        "(default $SEMANTIFY_CLIP_PRETRAINED or openai)",
+    )
+
+
+def clip_spec_from(arguments: argparse.Namespace) -> ClipSpec:
+    """The CLIP the options name, over ``SEMANTIFY_CLIP_*`` defaults (device and cache folder kept)."""
+    from dataclasses import replace
+
+    spec = ClipSpec.from_env()
+    if arguments.clip:
+        spec = replace(spec, model=arguments.clip)
+    if arguments.pretrained:
+        spec = replace(
+            spec, pretrained=None if arguments.pretrained.lower() == "none" else arguments.pretrained
+        )
+    return spec.normalized()

@@ -20,9 +20,16 @@ from ..dataset.store import (
 )
 from ..errors import ClipWeightsError, SemantifyError
 from ..models import load
-from ..scoring.clip import ClipSpec, template_for
+from ..scoring.clip import template_for
 from ..scoring.vocabulary import parse_words, vocabulary_for
-from .common import add_model_arguments, add_render_arguments, render_settings_from, views_from
+from .common import (
+    add_clip_arguments,
+    add_model_arguments,
+    add_render_arguments,
+    clip_spec_from,
+    render_settings_from,
+    views_from,
+)
 from .progress import progress_bar
 
 
@@ -99,12 +106,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, samples_help: str | N
         default="auto",
         help="clip, metric, both, or auto: both when CLIP weights are available, else metric (auto)",
     )
-    scoring.add_argument("--clip", help="open_clip architecture (default $SEMANTIFY_CLIP_MODEL or ViT-B-32)")
-    scoring.add_argument(
-        "--pretrained",
-        help="open_clip tag (openai), hf-hub:org/name, or a local weights file "
-        "(default $SEMANTIFY_CLIP_PRETRAINED or openai)",
-    )
+    add_clip_arguments(scoring)
     scoring.add_argument("--words", help="comma-separated descriptor words (default: the model kind's list)")
     scoring.add_argument("--template", help="prompt template with {} for the word (default per model kind)")
     add_render_arguments(parser)
@@ -156,15 +158,9 @@ def _measurable(model: Any) -> bool:
 
 
 def _clip_scoring(arguments: argparse.Namespace, kind: str) -> ClipScoring:
-    spec = ClipSpec.from_env()
-    if arguments.clip:
-        spec = ClipSpec(model=arguments.clip, pretrained=spec.pretrained, device=spec.device)
-    if arguments.pretrained:
-        pretrained = None if arguments.pretrained.lower() == "none" else arguments.pretrained
-        spec = ClipSpec(model=spec.model, pretrained=pretrained, device=spec.device)
     words = parse_words(arguments.words) if arguments.words else vocabulary_for(kind)
     template = arguments.template or template_for(kind)
-    return ClipScoring(spec=spec.normalized(), template=template, words=words)
+    return ClipScoring(spec=clip_spec_from(arguments), template=template, words=words)
 
 
 def run_build(arguments: argparse.Namespace) -> int:

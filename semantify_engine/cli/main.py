@@ -12,7 +12,17 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import SemantifyError
-from . import build_cmd, dataset_cmd, demo_cmd, evaluate_cmd, fit_cmd, mapper_cmd, models_cmd, render_cmd
+from . import (
+    build_cmd,
+    clip_cmd,
+    dataset_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    fit_cmd,
+    mapper_cmd,
+    models_cmd,
+    render_cmd,
+)
 
 COMMAND_MODULES = (
     build_cmd,
@@ -22,6 +32,7 @@ COMMAND_MODULES = (
     mapper_cmd,
     evaluate_cmd,
     fit_cmd,
+    clip_cmd,
     demo_cmd,
 )
 

@@ -238,9 +238,13 @@ def _probe_target(host: str, port: int) -> tuple[str, int]:
 def _network_reachable(host: str, port: int = 443, timeout: float = NETWORK_PROBE_TIMEOUT_S) -> bool:
     """Whether a TCP connection to ``host`` can be opened within ``timeout`` seconds, DNS included.
 
-    The connection runs in a daemon thread because name resolution ignores socket timeouts: on a machine
-    without DNS it can block for ~45 s, which is exactly the wait this check exists to avoid.
+    ``host`` may carry its own port (``127.0.0.1:8000``, a mirror's). The connection runs in a daemon
+    thread because name resolution ignores socket timeouts: on a machine without DNS it can block for
+    ~45 s, which is exactly the wait this check exists to avoid.
     """
+    name, _, explicit = host.rpartition(":")
+    if name and explicit.isdigit():
+        host, port = name, int(explicit)
     target = _probe_target(host, port)
     outcome: list[bool] = []
 
@@ -258,10 +262,12 @@ def _network_reachable(host: str, port: int = 443, timeout: float = NETWORK_PROB
 
 
 def _hub_host() -> str:
-    """Host name of the Hugging Face endpoint in use (honours HF_ENDPOINT mirrors)."""
+    """Host of the Hugging Face endpoint in use, with its port when it has one (HF_ENDPOINT mirrors)."""
     from huggingface_hub import constants
 
-    return urllib.parse.urlsplit(constants.ENDPOINT).hostname or "huggingface.co"
+    parts = urllib.parse.urlsplit(constants.ENDPOINT)
+    host = parts.hostname or "huggingface.co"
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def _hf_weight_candidates(filename: str) -> list[str]:
@@ -355,8 +361,9 @@ def _how_to_provide(spec: ClipSpec, cache_hint: str) -> str:
         f"     then copy the cache folder ({cache_hint}) to the same place on this machine, or point\n"
         "     HF_HUB_CACHE / HF_HOME (or SEMANTIFY_CLIP_CACHE_DIR) to where you put it.\n"
         "  2. Use a local weights file: --pretrained /path/to/file.bin, or\n"
-        "     SEMANTIFY_CLIP_PRETRAINED=/path/to/file.bin, with --model / SEMANTIFY_CLIP_MODEL naming its\n"
-        "     architecture (ViT-B-32-quickgelu for OpenAI's ViT-B/32 weights)."
+        "     SEMANTIFY_CLIP_PRETRAINED=/path/to/file.bin, with --clip / SEMANTIFY_CLIP_MODEL naming its\n"
+        "     architecture (ViT-B-32-quickgelu for OpenAI's ViT-B/32 weights); in Blender: Preferences >\n"
+        "     Semantify > Use a Local File."
     )
 
 
@@ -461,6 +468,7 @@ def _load_failures() -> tuple[type[BaseException], ...]:
 
     failures: tuple[type[BaseException], ...] = (
         RuntimeError,
+        EOFError,  # a truncated legacy (pickle) checkpoint
         OSError,
         ValueError,
         KeyError,
@@ -491,8 +499,8 @@ def _build(plan: _LoadPlan, spec: ClipSpec) -> tuple[Any, Any, Any]:
     except _load_failures() as exc:
         raise ClipWeightsError(
             f"Could not load {spec.describe()}: {exc}\n"
-            "If the file holds weights for another architecture, name that architecture with --model / "
-            "SEMANTIFY_CLIP_MODEL."
+            "If the file holds weights for another architecture, name that architecture with --clip / "
+            "SEMANTIFY_CLIP_MODEL (in Blender: the preference 'CLIP Model')."
         ) from exc
     model.eval()
     return model, preprocess, tokenizer
