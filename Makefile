@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[all,dev,detect]"
 	touch $(STAMP)
 
-.PHONY: env demo test lint bench extension clean
+.PHONY: env demo test lint bench extension extension-full stock-blender clean
 env: $(STAMP)
 
 demo: $(STAMP)
@@ -27,7 +27,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	for bench in render dataset mapper extension fitting; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
+	for bench in render dataset mapper extension fitting stock_blender; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
 
 # The Blender extension zip in dist/, built from blender_manifest.toml's [build] rules and then validated,
 # both by Blender's own extension tool (the script `blender -c extension` runs; it ships in the bpy wheel).
@@ -38,6 +38,17 @@ extension: $(STAMP)
 	version=$$($(BIN)/python -c "import tomllib; print(tomllib.load(open('blender_manifest.toml', 'rb'))['version'])"); \
 	$(BIN)/python "$$ext" build --source-dir . --output-dir dist --valid-tags "$$tags" && \
 	$(BIN)/python "$$ext" validate --valid-tags "$$tags" "dist/semantify-$$version.zip"
+
+# The platform extensions: the plain extension plus the CLIP engine (torch CPU, torchvision, open_clip,
+# scikit-learn and what they need, pinned in tools/extension-wheels.txt) as Blender add-on wheels, one zip
+# per platform (dist/semantify-<version>-linux_x64.zip, windows_x64, macos_arm64), each validated by
+# Blender's own tool. The wheels are fetched once into build/wheels/.
+extension-full: $(STAMP)
+	$(BIN)/python tools/platform_extension.py --out dist
+
+# A stock-Blender environment (only bpy and numpy) in build/stock-blender, as the tests make it.
+stock-blender: $(STAMP)
+	$(BIN)/python tests/stock_env.py
 
 clean:
 	rm -rf $(OUT) dist build .pytest_cache .ruff_cache

@@ -69,6 +69,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(step / self.bytes_per_second)
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a connection dropped on purpose (fail_after) or by a cancelled client
+
+
 @contextmanager
 def fake_hub(
     files: Mapping[str, Mapping[str, bytes]],
@@ -88,7 +93,7 @@ def fake_hub(
             "requests": requests,
         },
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 STAGE_LINE = re.compile(r"^\s*(\d+)/(\d+) (\S.*)$")
 ERROR_PREFIX = "semantify: error: "
 KEPT_LINES = 200
+ERROR_LINES = 12
+"""Lines after ``semantify: error:`` that belong to the message (instructions such as how to get weights)."""
 
 
 class JobError(SemantifyError):
@@ -271,9 +273,9 @@ class BackgroundJob:
         """The command's own one-line error, else the last thing it printed (a traceback's last line)."""
         with self._lock:
             lines = list(self.stderr_lines)
-        for line in reversed(lines):
-            if line.startswith(ERROR_PREFIX):
-                return line[len(ERROR_PREFIX) :]
+        for index in range(len(lines) - 1, -1, -1):
+            if lines[index].startswith(ERROR_PREFIX):  # the message, with its how-to lines after it
+                return "\n".join([lines[index][len(ERROR_PREFIX) :], *lines[index + 1 :][:ERROR_LINES]])
         tail = next((line.strip() for line in reversed(lines) if line.strip()), "")
         code = self.returncode
         if code is not None and code < 0:  # POSIX: ended by a signal (killed, or a crash such as SIGSEGV)

@@ -497,10 +497,13 @@ def _build(plan: _LoadPlan, spec: ClipSpec) -> tuple[Any, Any, Any]:
             )
             tokenizer = open_clip.get_tokenizer(plan.model_name, cache_dir=plan.cache_dir)
     except _load_failures() as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "state_dict" in str(exc):  # torch lists every mismatched tensor; one sentence says it
+            detail = f"its tensors do not fit the architecture '{plan.model_name}'"
         raise ClipWeightsError(
-            f"Could not load {spec.describe()}: {exc}\n"
-            "If the file holds weights for another architecture, name that architecture with --clip / "
-            "SEMANTIFY_CLIP_MODEL (in Blender: the preference 'CLIP Model')."
+            f"Could not load {spec.describe()}: {detail}. If the file holds weights for another "
+            "architecture, name that architecture with --clip / SEMANTIFY_CLIP_MODEL (in Blender: the "
+            "preference 'CLIP Model'); a truncated or damaged file must be downloaded again."
         ) from exc
     model.eval()
     return model, preprocess, tokenizer
