@@ -202,6 +202,9 @@ def scenario_words(params: dict) -> dict:
         "worker": worker_of(glue),
     }
     before = positions_of(obj)
+    outcome, message = report_of(lambda: bpy.ops.semantify.fit_text(prompt="a tall muscular person"))
+    out["fit_text"] = {"outcome": outcome, "message": message, "before": before, "after": positions_of(obj)}
+    before = positions_of(obj)
     obj.semantify.fit.photo = params["photo"]
     outcome, message = report_of(lambda: bpy.ops.semantify.fit_photo())
     out["fit_photo"] = {

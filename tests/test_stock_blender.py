@@ -133,6 +133,7 @@ def test_the_platform_zip_passes_blenders_validator_and_carries_the_clip_engine_
     assert "numpy" not in distributions  # Blender ships it; a second one would shadow Blender's
     assert any(wheel.startswith("torch-2.13.0+cpu-") for wheel in wheels)  # the CPU build, not CUDA
     assert 'platforms = ["linux-x64"]' in manifest
+    assert 'blender_version_max = "5.1.0"' in manifest  # its cp311 wheels load in Blender 4.2 to 5.0
     for wheel in wheels:  # every wheel the zip carries is listed for Blender to install
         assert f"./wheels/{wheel}" in manifest
     assert "semantify_engine/cli/blender_job.py" in names
@@ -161,7 +162,7 @@ def test_torch_open_clip_and_sklearn_import_in_the_stock_blender_from_the_extens
 
 
 # -------------------------------------------------------------------------------- word features
-def test_build_mapper_with_words_add_word_and_fit_photo_in_a_stock_blender(
+def test_build_mapper_with_words_add_word_fit_text_and_photo_in_a_stock_blender(
     stock, tiny_weights, tmp_path
 ) -> None:
     """``binary_path`` is empty in Blender as a module: the jobs run this (stock) Python."""
@@ -190,6 +191,9 @@ def test_build_mapper_with_words_add_word_and_fit_photo_in_a_stock_blender(
         "broad shoulders"
     ]
     assert add["kept"]  # the artist's shape is kept
+    text = record["fit_text"]  # ranks the build's own cached renders against the prompt
+    assert text["outcome"] == "FINISHED", text["message"]
+    assert text["after"] != text["before"]
     fit = record["fit_photo"]
     assert fit["outcome"] == "FINISHED", fit["message"]
     assert fit["after"] != fit["before"] and "crop" in fit["notes"]

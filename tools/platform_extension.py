@@ -45,6 +45,8 @@ LOCK = Path(__file__).resolve().parent / "extension-wheels.txt"
 WHEEL_CACHE = REPO_ROOT / "build" / "wheels"
 STAGING = REPO_ROOT / "build" / "platform-extension"
 PYTHON_VERSION = "3.11"
+BLENDER_VERSION_MAX = "5.1.0"
+"""The first Blender whose Python is not 3.11 (exclusive): the platform zips' wheels cannot load there."""
 PROVIDED_BY_BLENDER = frozenset({"numpy"})
 TOP_LEVEL = ("torch", "torchvision", "open-clip-torch", "scikit-learn", "pillow", "tqdm")
 """What the engine imports for CLIP work; everything else in the lock is what these need."""
@@ -245,7 +247,9 @@ def manifest_with_wheels(manifest: str, platforms: list[Platform], wheels: list[
     lines = manifest.splitlines()
     first_table = next(i for i, line in enumerate(lines) if line.startswith("["))
     added = [
-        "# Added by tools/platform_extension.py: the CLIP engine's wheels, per platform.",
+        "# Added by tools/platform_extension.py: the CLIP engine's wheels, per platform. They are CPython",
+        f"# {PYTHON_VERSION} builds: Blender 4.2 to 5.0 run Python {PYTHON_VERSION}, 5.1 moved to 3.13.",
+        f'blender_version_max = "{BLENDER_VERSION_MAX}"',
         "platforms = [" + ", ".join(f'"{platform.blender}"' for platform in platforms) + "]",
         "wheels = [",
         *(f'  "./wheels/{name}",' for name in wheels),
