@@ -144,7 +144,9 @@ def build_job(
     """
     background = import_engine("cli.background")
     worker = job_worker(context)
-    require_modules(worker, ("numpy",), "Building a mapper")
+    require_modules(
+        worker, ("numpy", "torch"), "Building a mapper"
+    )  # training is torch, whatever the sliders
     if scorer == "auto" and worker.missing_modules(WORD_MODULES):
         scorer = "metric"  # what 'auto' means without CLIP, decided here rather than by a traceback there
     if scorer != "metric":

@@ -295,6 +295,57 @@ def scenario_child_dies(params: dict) -> dict:
     return {"result": sorted(result), "messages": messages, "unchanged": before == after}
 
 
+class RecordingLayout:
+    """Stands in for a panel's layout: records every call (headless Blender draws no panel)."""
+
+    def __init__(self, calls: list) -> None:
+        self.calls = calls
+
+    def __getattr__(self, name: str):
+        def call(*arguments, **keywords):
+            self.calls.append((name, arguments, keywords))
+            return RecordingLayout(self.calls)
+
+        return call
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "calls":
+            object.__setattr__(self, name, value)
+
+
+def drawn(glue, panel) -> dict:
+    """The operators and labels a panel draws now."""
+    calls: list = []
+    panel.draw(SimpleNamespace(layout=RecordingLayout(calls)), bpy.context)
+    return {
+        "operators": [args[0] for name, args, _ in calls if name == "operator"],
+        "labels": [keywords.get("text", "") for name, _, keywords in calls if name == "label"],
+    }
+
+
+def scenario_what_is_missing(params: dict) -> dict:
+    """What a new user meets: measurement sliders work; the panel names what word sliders lack."""
+    glue, _ = enable()
+    configure(params)
+    obj = add_body(glue)
+    weights_before = [block.value for block in obj.data.shape_keys.key_blocks[1:]]
+    obj.semantify.sliders["height"].position = 0.9
+    moved = [block.value for block in obj.data.shape_keys.key_blocks[1:]] != weights_before
+    needs = glue.clip_status.needs(bpy.context, wait=True)
+    out = {
+        "slider_moves_the_shape": moved,
+        "engine_missing": list(needs.engine_missing),
+        "weights": needs.weights,
+        "build_panel": drawn(glue, glue.panels.SEMANTIFY_PT_build),
+    }
+    outcome, message = report_of(lambda: bpy.ops.semantify.build_mapper(samples=64, scorer="clip"))
+    out["words"] = {"outcome": outcome, "message": message}
+    if params.get("metric_build"):
+        outcome, message = report_of(lambda: bpy.ops.semantify.build_mapper(samples=128, scorer="metric"))
+        out["metric"] = {"outcome": outcome, "message": message, "sliders": sliders_of(obj)}
+    return out
+
+
 def main() -> None:
     scenario, params = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     try:

@@ -161,6 +161,40 @@ def test_torch_open_clip_and_sklearn_import_in_the_stock_blender_from_the_extens
     assert "this Python: Blender runs as a Python module" in record["worker"]
 
 
+# ------------------------------------------------------------------------- what a new user meets
+def test_the_plain_zip_gives_measurement_sliders_and_the_panel_names_the_missing_clip_engine(
+    stock, extension_zip, tmp_path
+) -> None:
+    plain = SimpleNamespace(python=stock.python, user=tmp_path / "user")
+    plain.user.mkdir()
+    assert drive(plain, "install", zip=str(extension_zip))["result"] == ["FINISHED"]
+    record = drive(plain, "what_is_missing", cache_dir=str(tmp_path / "cache"), metric_build=True)
+    assert record["slider_moves_the_shape"]
+    assert {"torch", "open_clip", "sklearn"} <= set(record["engine_missing"])
+    panel = record["build_panel"]
+    assert "extensions.package_install_files" in panel["operators"]  # Blender's own Install from Disk
+    assert "Word sliders need the CLIP engine" in panel["labels"]
+    assert "semantify.download_weights" not in panel["operators"]  # one thing at a time: the engine first
+    words = record["words"]
+    assert words["outcome"] == "ERROR" and "semantify-0.1.0-linux_x64.zip" in words["message"]
+    assert "Install from Disk" in words["message"] and "needs numpy, torch, and" not in words["message"]
+    metric = record["metric"]  # the shipped measurement sliders work; training new ones is torch's work
+    assert metric["outcome"] == "ERROR" and "semantify-0.1.0-linux_x64.zip" in metric["message"]
+    assert [name for name, _ in metric["sliders"]] == ["height", "chest", "waist", "hips"]  # still there
+
+
+def test_with_the_clip_engine_the_panel_offers_download_and_a_local_file_for_missing_weights(
+    stock, tmp_path
+) -> None:
+    record = drive(stock, "what_is_missing", cache_dir=str(tmp_path / "cache"))  # openai tag, offline
+    assert record["engine_missing"] == [] and record["weights"]["present"] is False
+    panel = record["build_panel"]
+    assert {"semantify.download_weights", "semantify.use_local_weights"} <= set(panel["operators"])
+    assert "extensions.package_install_files" not in panel["operators"]
+    words = record["words"]
+    assert words["outcome"] == "ERROR" and "No weights for CLIP model 'ViT-B-32'" in words["message"]
+
+
 # -------------------------------------------------------------------------------- word features
 def test_build_mapper_with_words_add_word_fit_text_and_photo_in_a_stock_blender(
     stock, tiny_weights, tmp_path
