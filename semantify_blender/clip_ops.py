@@ -25,7 +25,7 @@ from bpy.props import StringProperty
 
 from . import clip_status, jobs
 from .engine import import_engine
-from .preferences import get_preferences, job_worker, wheel_dir
+from .preferences import engine_environment, get_preferences, job_worker, wheel_dir
 
 if TYPE_CHECKING:
     from semantify_engine.cli.background import BackgroundJob
@@ -60,7 +60,7 @@ def clip_job(context: Any, action: str, label: str, **options: object) -> Backgr
         worker,
         jobs.command(f"clip {action}", json=True, **options),
         None,
-        environment=jobs.job_environment(context),
+        environment=engine_environment(context),
         label=label,
     )
 

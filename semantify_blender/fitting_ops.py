@@ -31,7 +31,7 @@ from . import jobs, model_objects, sliders
 from .engine import import_engine
 from .fitting_props import display_unit
 from .operators import semantify_object
-from .preferences import cache_dir, job_worker, user_model_dir
+from .preferences import cache_dir, engine_environment, job_worker, user_model_dir
 
 if TYPE_CHECKING:
     from semantify_engine.cli.background import BackgroundJob
@@ -274,7 +274,7 @@ def text_job(context: Any, obj: bpy.types.Object, prompt: str, dataset: str) -> 
         worker,
         jobs.command("fit text", prompt, mapper=mapper, out=str(out), dataset=folder),
         out,
-        environment=jobs.job_environment(context),
+        environment=engine_environment(context),
         label=f'Fit text "{shown}"',
     )
 
@@ -313,7 +313,7 @@ def photo_job(context: Any, obj: bpy.types.Object, photo: str, crop: str) -> Bac
         worker,
         jobs.command("fit image", str(path), mapper=mapper, out=str(out), crop=crop),
         out,
-        environment=jobs.job_environment(context),
+        environment=engine_environment(context),
         label=f"Fit photo {path.name}",
     )
 

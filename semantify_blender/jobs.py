@@ -105,11 +105,6 @@ def command(name: str, *positionals: object, **options: object) -> list[str]:
     return import_engine("cli.arguments").command_arguments(tuple(name.split()), *positionals, **options)
 
 
-def job_environment(context: Any) -> dict[str, str]:
-    """The preferences as the engine's variables (CLIP weights found where open_clip looks, unless set)."""
-    return engine_environment(context)
-
-
 def model_options(context: Any, obj: bpy.types.Object) -> dict[str, str]:
     """``model`` (and ``model_dir``) naming the object's model for the engine (a file for 'Use My Mesh')."""
     registry = import_engine("models.registry")
@@ -144,9 +139,7 @@ def build_job(
     """
     background = import_engine("cli.background")
     worker = job_worker(context)
-    require_modules(
-        worker, ("numpy", "torch"), "Building a mapper"
-    )  # training is torch, whatever the sliders
+    require_modules(worker, ("numpy", "torch"), "Building a mapper")  # training is torch's, any sliders
     if scorer == "auto" and worker.missing_modules(WORD_MODULES):
         scorer = "metric"  # what 'auto' means without CLIP, decided here rather than by a traceback there
     if scorer != "metric":
@@ -159,10 +152,8 @@ def build_job(
         "words": words.strip() or None,
         "descriptors": descriptors if descriptors > 0 else None,
     }
-    environment = job_environment(context)
-    request = json.dumps(
-        [sorted(options.items(), key=str), sorted(environment.items())], default=str
-    ).encode()
+    environment = engine_environment(context)
+    request = json.dumps([sorted(options.items()), sorted(environment.items())]).encode()
     name = f"{_slug(obj.semantify.model_name)}-{hashlib.sha256(request).hexdigest()[:10]}"
     out = Path(cache_dir(context)) / "builds" / name
     return background.BackgroundJob(
@@ -192,7 +183,7 @@ def add_word_job(context: Any, obj: bpy.types.Object, word: str, dataset: str) -
         dataset=bpy.path.abspath(dataset) if dataset.strip() else None,
     )
     return background.BackgroundJob(
-        worker, arguments, out, environment=job_environment(context), label=f"Add word '{word}'"
+        worker, arguments, out, environment=engine_environment(context), label=f"Add word '{word}'"
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import bpy
+from recording_layout import RecordingLayout  # beside this script: it imports nothing
 
 MODULE = "bl_ext.user_default.semantify"
 
@@ -293,24 +294,6 @@ def scenario_child_dies(params: dict) -> dict:
     result, messages = wait_modal(glue)
     after = (sliders_of(obj), positions_of(obj), obj.semantify.mapper_path)
     return {"result": sorted(result), "messages": messages, "unchanged": before == after}
-
-
-class RecordingLayout:
-    """Stands in for a panel's layout: records every call (headless Blender draws no panel)."""
-
-    def __init__(self, calls: list) -> None:
-        self.calls = calls
-
-    def __getattr__(self, name: str):
-        def call(*arguments, **keywords):
-            self.calls.append((name, arguments, keywords))
-            return RecordingLayout(self.calls)
-
-        return call
-
-    def __setattr__(self, name: str, value) -> None:
-        if name == "calls":
-            object.__setattr__(self, name, value)
 
 
 def drawn(glue, panel) -> dict:

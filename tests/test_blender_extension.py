@@ -30,6 +30,7 @@ import conftest
 import numpy as np
 import pytest
 from conftest import MODULE, ROOT, capsule_clip_request, evaluated_vertices, run_blender_ext, weights_of
+from recording_layout import RecordingLayout
 
 from semantify_engine.mapper import Descriptor, Mapper, load_mapper, model_identity, save_mapper
 from semantify_engine.models import load, load_model
@@ -676,20 +677,6 @@ def test_export_refuses_shape_keys_changed_since_use_my_mesh(glue, tmp_path: Pat
     with pytest.raises(RuntimeError, match="changed since 'Use My Mesh'"):
         bpy.ops.semantify.export_model(filepath=str(tmp_path / "stale.npz"))
     assert not (tmp_path / "stale.npz").exists()
-
-
-class RecordingLayout:
-    """Stands in for a UILayout (headless has no region to draw in): records operators, icons, props."""
-
-    def __init__(self, calls: list[tuple[str, tuple, dict]]) -> None:
-        self.calls = calls
-
-    def __getattr__(self, name: str):
-        def call(*arguments, **keywords):
-            self.calls.append((name, arguments, keywords))
-            return RecordingLayout(self.calls)
-
-        return call
 
 
 def test_panels_draw_registered_operators_valid_icons_and_existing_properties(glue, monkeypatch) -> None:

@@ -331,35 +331,31 @@ def test_download_needs_online_access_and_says_so_when_the_network_fails(stock, 
 
 
 def test_download_fetches_the_weights_into_the_cache_all_or_nothing(stock, tiny_hub_files, tmp_path) -> None:
-    base = {"clip_model": "ViT-B-32", "clip_pretrained": f"hf-hub:{HUB_REPO}"}
+    def download(cache: Path, steps: list[dict], **hub_options) -> tuple[dict, list[str]]:
+        with fake_hub(tiny_hub_files, **hub_options) as (endpoint, requests):
+            record = drive(
+                stock,
+                "weights",
+                {"HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": None},
+                clip_model="ViT-B-32",
+                clip_pretrained=f"hf-hub:{HUB_REPO}",
+                cache_dir=str(cache),
+                online=True,
+                steps=steps,
+            )
+        return record, requests
+
     broken_cache = tmp_path / "broken"
-    with fake_hub(tiny_hub_files, fail_after=256 * 1024) as (endpoint, _):
-        record = drive(
-            stock,
-            "weights",
-            {"HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": None},
-            **base,
-            cache_dir=str(broken_cache),
-            online=True,
-            steps=[{"operator": "download_weights"}],
-        )
+    record, _ = download(broken_cache, [{"operator": "download_weights"}], fail_after=256 * 1024)
     (step,) = record["steps"]
     assert step["outcome"] == "ERROR" and "nothing was kept" in step["message"]
     assert not [name for name in cache_files(broken_cache) if "blobs" in name or name.endswith(".bin")]
     cache = tmp_path / "cache"
-    with fake_hub(tiny_hub_files) as (endpoint, requests):
-        record = drive(
-            stock,
-            "weights",
-            {"HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": None},
-            **base,
-            cache_dir=str(cache),
-            online=True,
-            steps=[{"operator": "download_weights"}, {"operator": "check_weights"}],
-        )
-    download, check = record["steps"]
-    assert download["outcome"] == "FINISHED", download["message"]
-    assert download["status"]["present"] and Path(download["status"]["location"]).is_relative_to(cache)
+    record, requests = download(cache, [{"operator": "download_weights"}, {"operator": "check_weights"}])
+    download_step, check = record["steps"]
+    assert download_step["outcome"] == "FINISHED", download_step["message"]
+    assert download_step["status"]["present"]
+    assert Path(download_step["status"]["location"]).is_relative_to(cache)
     assert check["outcome"] == "FINISHED", check["message"]
     assert any(request.startswith("GET ") and request.endswith(".bin") for request in requests)
     assert not [name for name in cache_files(cache) if ".semantify-download-" in name or "incomplete" in name]
