@@ -46,6 +46,12 @@ UNDO_ONLY = {"UNDO"}  # the new sliders are one undo step; no redo panel (it wou
 INTERNAL = {"INTERNAL"}
 WORD_MODULES = ("numpy", "torch", "torchvision", "open_clip", "sklearn", "bpy")
 """What building word sliders imports: CLIP, the descriptor selection, Blender to render the views."""
+RENDER_ENGINES = (
+    ("workbench", "Workbench", "Fastest: milliseconds per view on any CPU (the default)"),
+    ("eevee", "EEVEE", "Realtime materials and light: about a second per view with a GPU, slow without"),
+    ("cycles", "Cycles", "Path tracing: the slowest, for textured characters"),
+)
+"""The engines the training views can be rendered with, by the engine's names (render.settings.ENGINES)."""
 SCORERS = (
     ("auto", "Auto", "Words and measurements when CLIP weights are available, else measurements only"),
     ("both", "Words and Measurements", "CLIP word scores and body measurements"),
@@ -131,7 +137,13 @@ def model_options(context: Any, obj: bpy.types.Object) -> dict[str, str]:
 
 
 def build_job(
-    context: Any, obj: bpy.types.Object, samples: int, scorer: str, words: str, descriptors: int
+    context: Any,
+    obj: bpy.types.Object,
+    samples: int,
+    scorer: str,
+    words: str,
+    descriptors: int,
+    render_engine: str = "workbench",
 ) -> BackgroundJob:
     """``semantify build`` for the object's model into a cache folder named after the request.
 
@@ -151,6 +163,7 @@ def build_job(
         "no_evaluate": True,
         "words": words.strip() or None,
         "descriptors": descriptors if descriptors > 0 else None,
+        "engine": render_engine if scorer != "metric" else None,  # measurements render nothing
     }
     environment = engine_environment(context)
     request = json.dumps([sorted(options.items()), sorted(environment.items())]).encode()
@@ -377,9 +390,17 @@ class SEMANTIFY_OT_build_mapper(_BackgroundOperator):
     descriptors: IntProperty(
         name="Sliders Kept", description="How many sliders (0: as the selection decides)", default=0, min=0
     )
+    render_engine: EnumProperty(
+        name="Render With",
+        description="The Blender engine that renders the training views CLIP scores (word sliders only)",
+        items=RENDER_ENGINES,
+        default="workbench",
+    )
 
     def make_job(self, context: Any, obj: bpy.types.Object) -> BackgroundJob:
-        return build_job(context, obj, self.samples, self.scorer, self.words, self.descriptors)
+        return build_job(
+            context, obj, self.samples, self.scorer, self.words, self.descriptors, self.render_engine
+        )
 
 
 class SEMANTIFY_OT_add_word(_BackgroundOperator):

@@ -583,6 +583,18 @@ def test_add_word_from_the_sidebar_keeps_the_other_sliders_values(glue, capsule_
     assert load_mapper(mapper_path).descriptor_names == ("fat", "tall")  # the original is untouched
 
 
+def test_build_mapper_renders_with_the_engines_the_renderer_knows(glue) -> None:
+    from semantify_engine.render.settings import ENGINES
+
+    items = bpy.ops.semantify.build_mapper.get_rna_type().properties["render_engine"].enum_items
+    assert {item.identifier for item in items} == set(ENGINES)
+    obj = add_body_with_default_mapper()
+    job = glue.jobs.build_job(bpy.context, obj, 128, "clip", "tall,fat", 0, "cycles")
+    assert job.arguments[job.arguments.index("--engine") + 1] == "cycles"
+    metric = glue.jobs.build_job(bpy.context, obj, 128, "metric", "", 0, "cycles")
+    assert "--engine" not in metric.arguments  # measurements render nothing
+
+
 def test_missing_torch_or_open_clip_is_reported_with_how_to_fix_it(glue, tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
