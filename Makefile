@@ -13,8 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[all,dev,detect]"
 	touch $(STAMP)
 
-.PHONY: env demo test lint bench extension extension-full stock-blender clean
+.PHONY: env demo test lint bench extension extension-full stock-blender validators clean
 env: $(STAMP)
+
+# The Khronos glTF validator (npm), which the export tests check every glTF against.
+GLTF_VALIDATOR := build/node/node_modules/gltf-validator/package.json
+$(GLTF_VALIDATOR):
+	mkdir -p build/node
+	npm install --prefix build/node --no-audit --no-fund --loglevel=error gltf-validator@2.0.0-dev.3.10
+validators: $(GLTF_VALIDATOR)
 
 demo: $(STAMP)
 	$(BIN)/semantify demo --out $(OUT)/demo
@@ -23,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) lint
+test: $(STAMP) lint $(GLTF_VALIDATOR)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -16,6 +16,7 @@ from . import (
     cli_command,
     clip_ops,
     clip_status,
+    export,
     fitting_ops,
     fitting_panel,
     fitting_props,
@@ -35,6 +36,7 @@ CLASSES: tuple[type, ...] = (
     *fitting_props.CLASSES,
     *operators.CLASSES,
     *bake.CLASSES,
+    *export.CLASSES,
     *rig_operators.CLASSES,
     *jobs.CLASSES,
     *clip_ops.CLASSES,
@@ -52,11 +54,13 @@ def register() -> None:
     sliders.register_handlers()
     rig.register_handlers()
     cli_command.register_command()
+    export.register_menu()
 
 
 def unregister() -> None:
     jobs.shutdown()  # a running background job's process and timer end with the add-on
     clip_status.forget()  # and so does a running CLIP status check
+    export.unregister_menu()
     cli_command.unregister_command()
     sliders.unregister_handlers()
     rig.unregister_handlers()

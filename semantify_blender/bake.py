@@ -9,8 +9,9 @@
   their keyframes go too). Shape keys that are not Semantify's (baked ones, the artist's own) stay and keep
   their meaning: each keeps its offset, now on top of the applied shape.
 
-Both are undoable. Exporting is Blender's own (File > Export; the sidebar links to that menu): glTF
-exports the shape keys as morph targets with their weights, OBJ / FBX / USD the evaluated shape.
+Both are undoable. Exporting for another tool is *Export Character* (:mod:`.export`): Blender's exporters
+at their defaults lose the pose (glTF), skin influences past 4, and the shape itself (USD), so its presets
+prepare a copy of the character for each target.
 """
 
 from __future__ import annotations

@@ -24,10 +24,12 @@ _handle: Any = None
 
 def execute(argv: Sequence[str]) -> int:
     """The command's entry point: Blender's exit status is what the engine's ``main`` returns."""
+    from . import export_cmd  # the extension's own commands: they need Blender (export)
+
     main = import_engine("cli.main").main
     with _preferences_as_environment():
         try:
-            return int(main(list(argv)))
+            return int(main(list(argv), extra_commands=(export_cmd,)))
         except SystemExit as exit_:  # argparse's --help and usage errors
             code = exit_.code
             return code if isinstance(code, int) else (0 if code is None else 1)

@@ -163,7 +163,9 @@ class SEMANTIFY_PT_shape(_SemantifyPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("semantify.bake_shape_key", text="Bake Key", icon="SHAPEKEY_DATA")
         row.operator("semantify.apply_shape", text="Apply", icon="CHECKMARK")
-        layout.menu("TOPBAR_MT_file_export", text="Export", icon="EXPORT")
+        row = layout.row(align=True)
+        row.operator_menu_enum("semantify.export_character", "preset", text="Export Character", icon="EXPORT")
+        row.menu("TOPBAR_MT_file_export", text="", icon="DOWNARROW_HLT")
 
 
 CLASSES: tuple[type, ...] = (

@@ -419,17 +419,23 @@ def check_riggable(model: LinearMorphableModel) -> BoneLayout:
 
 
 def create_rigged_character(
-    context: Any, model: LinearMorphableModel, source: str
+    context: Any, model: LinearMorphableModel, source: str, influences: int = 0
 ) -> tuple[bpy.types.Object, bpy.types.Object]:
-    """The model's mesh (shape keys) skinned to a new armature with its skeleton; the mesh is made active."""
+    """The model's mesh (shape keys) skinned to a new armature with its skeleton; the mesh is made active.
+
+    ``influences`` > 0 keeps at most that many bones per vertex (game-ready: 4), renormalised.
+    """
     layout = check_riggable(model)
+    weights = model.skeleton.skin_weights
+    if influences > 0:
+        weights = import_engine("rig.skinning").limit_influences(weights, influences)
     obj = model_objects.create_model_object(context, model, source)
     armature = build_armature(context, f"{model.name} rig", layout, obj.users_collection[0])
     armature.location = obj.location
     obj.parent = armature
     obj.matrix_parent_inverse.identity()
     obj.location = (0.0, 0.0, 0.0)
-    add_skin(obj, armature, layout.names, model.skeleton.skin_weights)
+    add_skin(obj, armature, layout.names, weights)
     store_layout(obj, layout, SKELETON_SOURCE)
     obj.semantify.follow_shape = True
     _followed[obj.as_pointer()] = shape_weights(obj, layout.component_count).tobytes()

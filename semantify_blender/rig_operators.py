@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
-from bpy.props import EnumProperty
+from bpy.props import EnumProperty, IntProperty
 
 from . import rig
 from .engine import import_engine
@@ -36,6 +36,16 @@ class SEMANTIFY_OT_add_rigged_character(bpy.types.Operator):
         description="A model with a skeleton: a bundled body, or one of your SMPL-family models",
         items=_model_items,
     )
+    influences: IntProperty(
+        name="Influences per Vertex",
+        description=(
+            "At most this many bones move each vertex (4: game-ready, what Unity and three.js read); "
+            "0 keeps the model's own skin (up to 9 bones on the bundled bodies)"
+        ),
+        default=0,
+        min=0,
+        max=16,
+    )
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -49,7 +59,7 @@ class SEMANTIFY_OT_add_rigged_character(bpy.types.Operator):
             rig.check_riggable(model)
         except errors.SemantifyError as error:
             return _failed(self, error)
-        obj, armature = rig.create_rigged_character(context, model, source=self.model)
+        obj, armature = rig.create_rigged_character(context, model, self.model, self.influences)
         bones = len(armature.data.bones)
         self.report({"INFO"}, f"Added '{obj.name}' on '{armature.name}': {bones} bones following the shape")
         return {"FINISHED"}

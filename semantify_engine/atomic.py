@@ -66,6 +66,34 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary file name beside ``path`` for a writer that only takes a name (an exporter).
+
+    It keeps ``path``'s suffix (writers choose their format by it). Once the block finishes and the
+    writer made the file, it is fsync'ed and renamed over ``path``; otherwise (an error, a writer that
+    wrote nothing) it is removed and ``path`` is left as it was.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    ensure_writable(target)
+    handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=folder)
+    os.close(handle)
+    temporary = Path(name)
+    temporary.unlink()  # the writer creates it; an empty placeholder could be taken for its output
+    try:
+        yield temporary
+        if not temporary.is_file():
+            raise SemantifyError(f"Nothing was written to {target}; the writer made no file.")
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.chmod(temporary, _NEW_FILE_MODE)
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
 def ensure_writable(path: str | os.PathLike[str]) -> Path:
     """Fail now, before minutes of work, if ``path`` cannot be written; create its folder if needed."""
     target = Path(path)

@@ -35,3 +35,7 @@ class ClipModelError(ClipError):
 
 class ClipWeightsError(ClipError):
     """CLIP weights are missing, unreachable or do not fit the architecture; the message says what to do."""
+
+
+class ExportError(SemantifyError):
+    """An export that cannot be done as asked (unknown preset, nothing to export, an unwritable file)."""

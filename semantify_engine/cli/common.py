@@ -120,3 +120,30 @@ def clip_spec_from(arguments: argparse.Namespace) -> ClipSpec:
             spec, pretrained=None if arguments.pretrained.lower() == "none" else arguments.pretrained
         )
     return spec.normalized()
+
+
+CM_PER_M = 100.0
+
+
+def parse_assignments(items: list[str], option: str = "--set") -> dict[str, float]:
+    """``["shoulder-width=42", "waist=80"]`` as ``{"shoulder_width": 42.0, "waist": 80.0}``, each once."""
+    given: dict[str, float] = {}
+    for item in items:
+        name, separator, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not separator or not name or value != value:
+            raise SemantifyError(f"{option} takes NAME=VALUE such as shoulder_width=42; got '{item}'.")
+        if name in given:
+            raise SemantifyError(f"{name} is given twice.")
+        given[name] = value
+    return given
+
+
+def in_descriptor_units(mapper: object, values: dict[str, float]) -> dict[str, float]:
+    """Command-line values in the mapper's units: centimetres become metres for its metre sliders."""
+    units = {descriptor.name: descriptor.unit for descriptor in mapper.descriptors}  # type: ignore[attr-defined]
+    return {name: value / CM_PER_M if units.get(name) == "m" else value for name, value in values.items()}

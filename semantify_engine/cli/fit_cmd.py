@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SemantifyError
-from .common import output_path
+from .common import CM_PER_M, in_descriptor_units, output_path, parse_assignments
 
 LENGTH_MEASUREMENTS = (
     "height", "chest", "waist", "hips", "shoulder_width", "leg_length",
@@ -21,7 +21,6 @@ LENGTH_MEASUREMENTS = (
 )  # fmt: skip
 """Measurements with an option of their own (``--shoulder-width``), in centimetres on the command line."""
 MASS_MEASUREMENTS = ("mass",)
-CM_PER_M = 100.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -200,25 +199,16 @@ def run_measure(arguments: argparse.Namespace) -> int:
 
 def _requested_measurements(arguments: argparse.Namespace, mapper: Any) -> dict[str, float]:
     """Command-line measurements in SI units: centimetres become metres for the mapper's metre sliders."""
-    given: dict[str, float] = {}
-    for name in (*LENGTH_MEASUREMENTS, *MASS_MEASUREMENTS):
-        value = getattr(arguments, name)
-        if value is not None:
-            given[name] = value
-    for item in arguments.set:
-        name, separator, text = item.partition("=")
-        name = name.strip().replace("-", "_")
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not separator or not name or value != value:
-            raise SemantifyError(f"--set takes NAME=VALUE such as shoulder_width=42; got '{item}'.")
+    given = {
+        name: getattr(arguments, name)
+        for name in (*LENGTH_MEASUREMENTS, *MASS_MEASUREMENTS)
+        if getattr(arguments, name) is not None
+    }
+    for name, value in parse_assignments(arguments.set).items():
         if name in given:
             raise SemantifyError(f"{name} is given twice.")
         given[name] = value
-    units = {d.name: d.unit for d in mapper.descriptors}
-    return {name: value / CM_PER_M if units.get(name) == "m" else value for name, value in given.items()}
+    return in_descriptor_units(mapper, given)
 
 
 def _cli_value(mapper: Any, name: str, value: float) -> str:

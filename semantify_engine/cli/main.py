@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from .. import __version__
 from ..errors import SemantifyError
@@ -18,6 +19,7 @@ from . import (
     dataset_cmd,
     demo_cmd,
     evaluate_cmd,
+    export_cmd,
     fit_cmd,
     mapper_cmd,
     models_cmd,
@@ -33,11 +35,17 @@ COMMAND_MODULES = (
     evaluate_cmd,
     fit_cmd,
     clip_cmd,
+    export_cmd,
     demo_cmd,
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra_commands: Sequence[ModuleType] = ()) -> argparse.ArgumentParser:
+    """The parser of every command; ``extra_commands`` (the Blender extension's) replace same-named ones.
+
+    A command module has ``register(subparsers)``; one with a ``COMMAND`` name that an extra module also
+    has is left out, so ``blender -c semantify export`` gets the extension's real export command.
+    """
     parser = argparse.ArgumentParser(
         prog="semantify",
         description="Semantic sliders for 3D morphable models: build datasets with Blender and CLIP, "
@@ -45,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"semantify {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
+    replaced = {getattr(module, "COMMAND", None) for module in extra_commands} - {None}
+    for module in (*COMMAND_MODULES, *extra_commands):
+        if module in COMMAND_MODULES and getattr(module, "COMMAND", None) in replaced:
+            continue
         module.register(commands)
     _refuse_abbreviations(parser)
     return parser
@@ -60,8 +71,8 @@ def _refuse_abbreviations(parser: argparse.ArgumentParser) -> None:
                 _refuse_abbreviations(child)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, extra_commands: Sequence[ModuleType] = ()) -> int:
+    parser = build_parser(extra_commands)
     arguments = parser.parse_args(argv)
     try:
         return int(arguments.run(arguments) or 0)

@@ -95,3 +95,21 @@ def pose(
         skinning_transforms(world, rest),
     )
     return vertices.astype(np.float32), world[:, :3, 3].astype(np.float32)
+
+
+def limit_influences(weights: np.ndarray, limit: int) -> np.ndarray:
+    """``(V, J)`` skin weights with at most ``limit`` non-zero joints per vertex, each row summing to 1.
+
+    What game engines and web viewers read (Unity and three.js: 4 joints per vertex): the ``limit``
+    largest weights are kept and renormalised, as Blender's Limit Total and Normalize All do. Rows with no
+    weight stay zero; rows already within the limit are only renormalised.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if limit < 1:
+        raise SemantifyError(f"A vertex needs at least one joint; got a limit of {limit} influences.")
+    limited = weights.copy()
+    if weights.shape[1] > limit:
+        dropped = np.argsort(-weights, axis=1, kind="stable")[:, limit:]
+        np.put_along_axis(limited, dropped, 0.0, axis=1)
+    totals = limited.sum(axis=1, keepdims=True)
+    return np.divide(limited, totals, out=np.zeros_like(limited), where=totals > 0)
