@@ -423,7 +423,9 @@ def _expanded_numbers(value: Any, where: str, budget: _Budget) -> None:
         if not isinstance(node, list | tuple):
             return 1
         budget.depth(level, where)
-        if id(node) not in sizes:  # each shared list is counted once: linear in the file, not in its expansion
+        if (
+            id(node) not in sizes
+        ):  # each shared list is counted once: linear in the file, not in its expansion
             sizes[id(node)] = sum(count(item, level + 1) for item in node) or 1
         return sizes[id(node)]
 
