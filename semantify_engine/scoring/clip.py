@@ -644,13 +644,27 @@ class ClipScorer:
         chunks = [self._encode_image_batch(arr[i : i + step]) for i in range(0, len(arr), step)]
         return np.concatenate(chunks, axis=0)
 
-    def _encode_image_batch(self, batch: np.ndarray) -> np.ndarray:
-        """One forward pass of the image tower (inference mode: no autograd bookkeeping at all)."""
+    def preprocess_images(self, batch: np.ndarray) -> Any:
+        """uint8 (n, H, W, 3) images -> the image tower's input, a float tensor (n, 3, S, S) on the CPU.
+
+        Every image engine (:mod:`.engines`) takes exactly this input, so engines differ only in how they
+        run the tower and their embeddings can be compared one to one.
+        """
         import torch
         from PIL import Image
 
-        pixels = torch.stack([self._preprocess(Image.fromarray(image)) for image in batch])
-        pixels = pixels.to(self.spec.device)
+        return torch.stack([self._preprocess(Image.fromarray(image)) for image in _check_images(batch)])
+
+    @property
+    def model(self) -> Any:
+        """The open_clip model itself (for exporting its image tower; see :mod:`.engines`)."""
+        return self._model
+
+    def _encode_image_batch(self, batch: np.ndarray) -> np.ndarray:
+        """One forward pass of the image tower (inference mode: no autograd bookkeeping at all)."""
+        import torch
+
+        pixels = self.preprocess_images(batch).to(self.spec.device)
         with torch.inference_mode():
             features = self._model.encode_image(pixels).float()
             features = torch.nn.functional.normalize(features, dim=-1)
