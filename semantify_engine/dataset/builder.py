@@ -203,13 +203,21 @@ def _coefficients(request: DatasetRequest, settings: dict[str, Any], chunk: int)
 
 
 def _with_engine_of(folder: DatasetFolder, request: DatasetRequest) -> DatasetRequest:
-    """``auto`` resumes a folder with the engine it was started with, so that engines are never mixed."""
-    if request.clip is None or request.clip.engine != AUTO or not folder.exists():
+    """``auto`` resumes a folder with the engine it was started with; another engine is refused, because a
+    dataset never mixes the embeddings of two engines."""
+    if request.clip is None or not folder.exists():
         return request
     clip = folder.read_manifest()["settings"].get("clip")
     if not clip:
         return request  # a metric-only folder: the settings check refuses it
-    return replace(request, clip=replace(request.clip, engine=clip.get("engine", TORCH)))
+    used = clip.get("engine", TORCH)
+    if request.clip.engine not in (AUTO, used):
+        raise DatasetError(
+            f"{folder.folder} holds image embeddings made by the CLIP engine {used}; --clip-engine "
+            f"{request.clip.engine} would mix them with another engine's. Resume with --clip-engine {used} "
+            "(or auto), or use another --out folder."
+        )
+    return replace(request, clip=replace(request.clip, engine=used))
 
 
 def _choose_engine(
