@@ -47,9 +47,9 @@ extension: $(STAMP)
 	$(BIN)/python "$$ext" validate --valid-tags "$$tags" "dist/semantify-$$version.zip"
 
 # The platform extensions: the plain extension plus the CLIP engine (torch CPU, torchvision, open_clip,
-# scikit-learn and what they need, pinned in tools/extension-wheels.txt) as Blender add-on wheels, one zip
-# per platform (dist/semantify-<version>-linux_x64.zip, windows_x64, macos_arm64), each validated by
-# Blender's own tool. The wheels are fetched once into build/wheels/.
+# scikit-learn, onnxruntime and onnx, and what they need, pinned in tools/extension-wheels.txt) as Blender
+# add-on wheels, one zip per platform (dist/semantify-<version>-linux_x64.zip, windows_x64, macos_arm64),
+# each validated by Blender's own tool. The wheels are fetched once into build/wheels/.
 extension-full: $(STAMP)
 	$(BIN)/python tools/platform_extension.py --out dist
 
