@@ -226,3 +226,19 @@ def test_the_command_line_names_a_bad_engine(capsule, tmp_path, capsys, monkeypa
     assert cli_main([*base, "--scorer", "clip", "--pretrained", "none"]) == 2
     assert "$SEMANTIFY_CLIP_ENGINE must be one of auto" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**31))
+def test_renders_at_the_input_size_are_preprocessed_as_open_clip_does_to_the_bit(scorer, seed: int) -> None:
+    import torch
+    from PIL import Image
+
+    side = engines.tower_input(scorer)[-1]
+    rng = np.random.default_rng(seed)
+    batch = rng.integers(0, 256, size=(3, side, side, 3), dtype=np.uint8)
+    theirs = torch.stack([scorer._preprocess(Image.fromarray(image)) for image in batch])
+    assert torch.equal(scorer.preprocess_images(batch), theirs)
+    other = rng.integers(0, 256, size=(2, side + 9, side, 3), dtype=np.uint8)  # not at the input size
+    theirs = torch.stack([scorer._preprocess(Image.fromarray(image)) for image in other])
+    assert torch.equal(scorer.preprocess_images(other), theirs)

@@ -653,7 +653,37 @@ class ClipScorer:
         import torch
         from PIL import Image
 
-        return torch.stack([self._preprocess(Image.fromarray(image)) for image in _check_images(batch)])
+        batch = _check_images(batch)
+        fast = self._pixels_at_input_size(batch)
+        if fast is not None:
+            return fast
+        return torch.stack([self._preprocess(Image.fromarray(image)) for image in batch])
+
+    def _pixels_at_input_size(self, batch: np.ndarray) -> Any:
+        """open_clip's standard eval transform in one tensor operation, for images already at its size.
+
+        Renders come at 224², the tower's input: then Resize and CenterCrop change nothing, and what is
+        left (to float / 255, then (x - mean) / std) is done here for the whole batch with the same float
+        operations as torchvision's, so the result is the same to the bit (tested) in a fraction of the
+        time (PIL one image at a time took about 4 ms an image). None when the transform is another.
+        """
+        import torch
+
+        steps = list(getattr(self._preprocess, "transforms", ()))
+        names = [type(step).__name__ for step in steps]
+        if names != ["Resize", "CenterCrop", "MaybeConvertMode", "MaybeToTensor", "Normalize"]:
+            return None
+        resize, crop, normalize = steps[0], steps[1], steps[4]
+        side = batch.shape[1]
+        if batch.shape[2] != side or resize.size not in (side, [side], (side,)) or resize.max_size:
+            return None
+        if tuple(crop.size) != (side, side) or getattr(steps[2], "mode", "RGB") != "RGB":
+            return None
+        pixels = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).contiguous()
+        pixels = pixels.to(dtype=torch.get_default_dtype()).div(255)
+        mean = torch.as_tensor(normalize.mean, dtype=pixels.dtype).view(1, -1, 1, 1)
+        std = torch.as_tensor(normalize.std, dtype=pixels.dtype).view(1, -1, 1, 1)
+        return pixels.sub_(mean).div_(std)
 
     @property
     def model(self) -> Any:
