@@ -136,9 +136,9 @@ def profile(renderer: BlenderRenderer, coefficients: np.ndarray) -> None:
     parts = {
         "set the shapes (foreach_set, mesh update)": set_shapes,
         "render call (evaluate, draw, read back, write)": render_call,
-        "  with every tile hidden: per-pixel costs": hidden(render_call),
-        "  tiles drawn into a 64² frame: per-mesh costs": small_frame,
-        "read the file, cut into tiles": read_and_cut,
+        "read the file, cut into tiles": read_and_cut,  # the frame render_call just wrote
+        "  render call, every tile hidden: per-pixel costs": hidden(render_call),
+        "  render call, tiles in a 64² frame: per-mesh costs": small_frame,
         "whole frame as render() does it": whole_frame,
     }
     whole_frame()  # lays the tiles out
