@@ -34,7 +34,7 @@ test: $(STAMP) lint $(GLTF_VALIDATOR)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	for bench in render dataset mapper extension fitting stock_blender export; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
+	for bench in render dataset clip_engines mapper extension fitting stock_blender export; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
 
 # The Blender extension zip in dist/, built from blender_manifest.toml's [build] rules and then validated,
 # both by Blender's own extension tool (the script `blender -c extension` runs; it ships in the bpy wheel).
