@@ -117,7 +117,13 @@ class SEMANTIFY_OT_use_mesh(bpy.types.Operator):
         if obj is None or obj.type != "MESH" or obj.data.shape_keys is None:
             cls.poll_message_set("The active object must be a mesh with shape keys")
             return False
-        return len(obj.data.shape_keys.key_blocks) >= 2
+        if len(obj.data.shape_keys.key_blocks) < 2:
+            cls.poll_message_set(
+                f"'{obj.name}' has only its Basis shape key: add one shape key per way it should change "
+                "(each becomes a component)"
+            )
+            return False
+        return True
 
     def execute(self, context: Any) -> set[str]:
         errors = import_engine("errors")
@@ -265,13 +271,21 @@ class _SliderOperator(bpy.types.Operator):
         return True
 
     def set_positions(self, obj: bpy.types.Object, positions: np.ndarray) -> set[str]:
-        """Write all positions at once, then run the mapper once (not once per slider)."""
+        """Write all positions at once, then run the mapper once (not once per slider).
+
+        The mapper is checked first (its file, its model, the shape keys), and should running it still
+        fail, the old positions come back: a failed Reset or Random changes nothing.
+        """
         errors = import_engine("errors")
-        with sliders.suspended():
-            obj.semantify.sliders.foreach_set("position", np.clip(positions, 0.0, 1.0).astype(np.float32))
+        before = sliders.positions_of(obj)
         try:
+            sliders.mapper_of(obj)
+            with sliders.suspended():
+                obj.semantify.sliders.foreach_set("position", np.clip(positions, 0.0, 1.0).astype(np.float32))
             sliders.apply(obj)
         except errors.SemantifyError as error:
+            with sliders.suspended():
+                obj.semantify.sliders.foreach_set("position", before)
             return _failed(self, error)
         obj.semantify.status = ""
         return {"FINISHED"}

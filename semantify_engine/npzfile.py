@@ -78,7 +78,13 @@ def _header(archive: Any, path: Path, kind: FileKind) -> dict[str, Any]:
     found = header.get("format") if isinstance(header, dict) else None
     if found != kind.format:
         raise kind.error(f"{path} is not a semantify {kind.noun} (format {found!r}).")
-    if int(header.get("format_version", 0)) > kind.version:
+    version = header.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise kind.error(
+            f"{path} has format_version {version!r} where a whole number is expected; it is damaged. "
+            f"{kind.remedy}"
+        )
+    if version > kind.version:
         raise kind.error(
             f"{path} was written by a newer semantify ({kind.noun} format {header['format_version']}); "
             "update semantify to read it."

@@ -50,3 +50,40 @@ def test_ensure_writable_refuses_folders_and_unwritable_places(tmp_path) -> None
     blocker.write_text("")
     with pytest.raises(SemantifyError, match="Cannot write"):
         ensure_writable(blocker / "inside.png")
+
+
+def test_the_data_reaches_the_disk_before_the_new_name_does(tmp_path, monkeypatch) -> None:
+    """fsync of the temporary file, then the rename: a power loss cannot leave an empty file named right."""
+    import semantify_engine.atomic as atomic
+    from semantify_engine.atomic import atomic_path
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    def replace(source, target) -> None:
+        events.append(("replace", str(source)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with atomic_output(tmp_path / "a.bin") as stream:
+        stream.write(b"data")
+    with atomic_path(tmp_path / "b.glb") as temporary:
+        temporary.write_bytes(b"written by an exporter")
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync", "replace"]
+    assert events[0][1] == events[1][1] and events[2][1] == events[3][1]  # the file synced is the one renamed
+    assert (tmp_path / "b.glb").read_bytes() == b"written by an exporter"
+
+
+def test_a_writer_that_writes_nothing_leaves_the_target_as_it_was(tmp_path) -> None:
+    from semantify_engine.atomic import atomic_path
+
+    target = tmp_path / "old.fbx"
+    target.write_bytes(b"old")
+    with pytest.raises(SemantifyError, match="Nothing was written"), atomic_path(target):
+        pass
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["old.fbx"]

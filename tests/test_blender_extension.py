@@ -301,6 +301,32 @@ def test_reset_and_randomise(glue, head_mapper) -> None:
     assert weights_of(obj)[:10] == pytest.approx(mapper.coefficients(mapper.defaults), abs=1e-5)
 
 
+def test_a_failed_reset_or_random_changes_no_slider_and_no_shape(glue, head, tmp_path: Path) -> None:
+    path = tmp_path / "doomed.npz"
+    make_mapper(head, path)
+    obj = add_head_with_mapper(path)
+    obj.semantify.sliders[0].position = 0.9
+    before = (positions_of(obj), weights_of(obj).copy())
+    path.unlink()  # the mapper file is gone
+    for operator in (bpy.ops.semantify.reset_sliders, bpy.ops.semantify.randomise_sliders):
+        with pytest.raises(RuntimeError, match="cannot be read"):
+            operator()
+        assert np.array_equal(positions_of(obj), before[0]) and np.array_equal(weights_of(obj), before[1])
+    make_mapper(head, path)
+    obj.shape_key_clear()  # the shape keys deleted by hand
+    positions = positions_of(obj)
+    with pytest.raises(RuntimeError, match="shape keys"):
+        bpy.ops.semantify.reset_sliders()
+    assert np.array_equal(positions_of(obj), positions)
+
+
+def test_use_my_mesh_with_only_a_basis_key_says_why(glue) -> None:
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.context.active_object.shape_key_add(name="Basis")
+    with pytest.raises(RuntimeError, match="has only its Basis shape key: add one shape key per way"):
+        bpy.ops.semantify.use_mesh()
+
+
 def test_keyframed_sliders_animate_the_shape(glue, head_mapper) -> None:
     mapper, path = head_mapper
     obj = add_head_with_mapper(path)

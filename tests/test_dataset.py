@@ -162,25 +162,36 @@ def test_other_settings_are_refused_not_mixed(capsule, tiny_spec, tmp_path) -> N
 def test_a_full_disk_leaves_no_torn_chunk_and_the_build_resumes(
     reference_build, capsule, tiny_spec, tmp_path, monkeypatch
 ) -> None:
+    import contextlib
+
     import semantify_engine.dataset.store as store
 
-    real_savez, calls = np.savez, {"count": 0}
+    real_output, calls = store.atomic_output, {"count": 0}
 
-    def savez_until_the_disk_fills(stream, **arrays):
-        calls["count"] += 1
-        if calls["count"] == 2:
-            stream.write(b"PK\x03\x04 half a chunk")
+    class FillingDisk:
+        """The chunk file's stream on a disk that fills up half-way through the second chunk."""
+
+        def __init__(self, stream) -> None:
+            self.stream = stream
+
+        def write(self, data) -> int:
+            self.stream.write(bytes(data)[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_savez(stream, **arrays)
 
-    monkeypatch.setattr(store.np, "savez", savez_until_the_disk_fills)
+    @contextlib.contextmanager
+    def output_until_the_disk_fills(path, mode="wb"):
+        calls["count"] += 1
+        with real_output(path, mode) as stream:
+            yield FillingDisk(stream) if calls["count"] == 3 else stream  # 1: the manifest, 2: chunk 0
+
+    monkeypatch.setattr(store, "atomic_output", output_until_the_disk_fills)
     folder = DatasetFolder(tmp_path / "data")
     with pytest.raises(SemantifyError, match="No space left on device.*free some space"):
         build_dataset(folder, clip_request(capsule, tiny_spec))
     assert folder.present_chunks() == [0]
     assert not list(folder.chunk_folder.glob("*.partial")), "no half-written file is left"
     folder.read_chunk(0)
-    monkeypatch.setattr(store.np, "savez", real_savez)
+    monkeypatch.setattr(store, "atomic_output", real_output)
     build_dataset(folder, clip_request(capsule, tiny_spec))
     resumed = folder.load()
     np.testing.assert_array_equal(resumed["embeddings"], reference_build["embeddings"])
@@ -278,3 +289,147 @@ def test_a_metric_only_build_measures_every_sample_without_rendering(capsule, tm
     )
     heights = data["metrics"][:, scorer.names.index("height")]
     np.testing.assert_allclose(heights, 1.7 * (1 + 0.05 * data["coefficients"][:, 0]), rtol=1e-4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    samples=st.integers(1, 5000),
+    chunk_size=st.integers(1, 300),
+    count=st.integers(1, 9),
+    index=st.integers(0, 8),
+)
+def test_a_shards_sample_count_is_counted_without_a_loop_and_matches_its_chunks(
+    samples: int, chunk_size: int, count: int, index: int
+) -> None:
+    from semantify_engine.dataset.store import Shard, chunk_count, chunk_indices, shard_samples
+
+    index %= count
+    layout = {"samples": samples, "chunk_size": chunk_size}
+    shard = Shard(index, count)
+    looped = sum(len(chunk_indices(layout, c)) for c in range(chunk_count(layout)) if shard.owns(c))
+    assert shard_samples(layout, shard) == looped
+
+
+def test_a_huge_sample_count_is_refused_at_once_with_the_limit(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "semantify_engine.cli.main", "dataset", "build", "--model", "anny-body"]
+    command += ["--samples", "10000000000", "--scorer", "metric", "--out", str(tmp_path / "x")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)  # it hung
+    assert (
+        result.returncode == 2 and "10,000,000 at most" in result.stderr and "Traceback" not in result.stderr
+    )
+    assert not (tmp_path / "x").exists()
+
+
+# -------------------------------------------------------------------------------- chunks prove it
+def metric_request(capsule, samples: int = 12, chunk: int = 4, seed: int = 7) -> DatasetRequest:
+    from semantify_engine.render.views import parse_views
+
+    return DatasetRequest(
+        model_spec="capsule",
+        model=capsule,
+        samples=samples,
+        plan=SamplingPlan(seed=seed, components=3),
+        views=parse_views("front"),
+        clip=None,
+        metrics=True,
+        chunk_size=chunk,
+    )
+
+
+def test_a_manifest_copied_over_other_chunks_makes_every_reader_refuse_them(capsule, tmp_path) -> None:
+    body = DatasetFolder(tmp_path / "body")
+    build_dataset(body, metric_request(capsule, samples=12, chunk=4))
+    other = DatasetFolder(tmp_path / "other")
+    build_dataset(other, metric_request(capsule, samples=8, chunk=8, seed=1))
+    body.manifest_path.write_text(other.manifest_path.read_text())  # the manifest of another dataset
+    problems = body.problems()
+    assert len(problems) == 3 and all(
+        "does not match the manifest" in line or "past" in line for line in problems
+    )
+    with pytest.raises(DatasetError, match="belong|past its last chunk"):
+        body.load()
+    result = subprocess.run(
+        [sys.executable, "-m", "semantify_engine.cli.main", "dataset", "info", str(body.folder), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and json.loads(result.stdout)["problems"] == problems
+    assert "warning: chunk-000000.npz" in result.stderr
+    command = [sys.executable, "-m", "semantify_engine.cli.main", "mapper", "train", str(body.folder)]
+    command += ["--descriptors", "height", "--out", str(tmp_path / "m.npz")]
+    train = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert train.returncode == 2 and (
+        "does not belong" in train.stderr or "past its last chunk" in train.stderr
+    )
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_chunk_holding_another_chunks_samples_is_rebuilt_not_counted(capsule, tmp_path) -> None:
+    reference = DatasetFolder(tmp_path / "reference")
+    build_dataset(reference, metric_request(capsule))
+    folder = DatasetFolder(tmp_path / "data")
+    build_dataset(folder, metric_request(capsule))
+    folder.chunk_path(2).write_bytes(folder.chunk_path(1).read_bytes())  # chunk 1's samples under 2's name
+    folder.chunk_path(0).write_bytes(folder.chunk_path(0).read_bytes()[:200])  # cut short
+    assert folder.present_chunks() == [1] and set(folder.damaged_chunks()) == {0, 2}
+    report = build_dataset(folder, metric_request(capsule))
+    assert (report.built_chunks, report.skipped_chunks) == (2, 1)
+    assert folder.problems() == []
+    for key, value in reference.load().items():
+        np.testing.assert_array_equal(folder.load()[key], value)
+
+
+def test_a_stray_chunk_past_the_end_is_refused_by_readers_and_named_by_info(capsule, tmp_path) -> None:
+    folder = DatasetFolder(tmp_path / "data")
+    build_dataset(folder, metric_request(capsule))
+    folder.chunk_path(99).write_bytes(folder.chunk_path(0).read_bytes())
+    with pytest.raises(DatasetError, match=r"chunk-000099.npz, past its last chunk \(2\)"):
+        folder.load()
+    assert folder.problems() == ["chunk-000099.npz: past the last chunk (2)"]
+
+
+def test_merge_refuses_other_settings_damaged_chunks_and_conflicting_copies(capsule, tmp_path) -> None:
+    shards = [DatasetFolder(tmp_path / f"shard{i}") for i in range(2)]
+    for index, shard in enumerate(shards):
+        build_dataset(shard, metric_request(capsule), Shard(index, 2))
+    other_seed = DatasetFolder(tmp_path / "seed")
+    build_dataset(other_seed, metric_request(capsule, seed=8), Shard(1, 2))
+    with pytest.raises(DatasetError, match=r"other settings.*seed"):
+        merge_datasets(tmp_path / "m1", [shards[0].folder, other_seed.folder])
+    duplicate = DatasetFolder(tmp_path / "duplicate")
+    build_dataset(duplicate, metric_request(capsule), Shard(0, 2))
+    arrays = duplicate.read_chunk(0)
+    arrays["metrics"] = arrays["metrics"] + 0.01  # a copy of chunk 0 that disagrees
+    duplicate.write_chunk(0, arrays)
+    with pytest.raises(DatasetError, match="two different copies of chunk 0"):
+        merge_datasets(tmp_path / "m2", [shards[0].folder, duplicate.folder, shards[1].folder])
+    shards[1].chunk_path(1).write_bytes(b"not a chunk")
+    with pytest.raises(DatasetError, match=r"chunk-000001.npz cannot be merged.*Rebuild that shard"):
+        merge_datasets(tmp_path / "m3", [shards[0].folder, shards[1].folder])
+    assert not (tmp_path / "m3").exists() and not (tmp_path / "m2").exists()
+    build_dataset(shards[1], metric_request(capsule), Shard(1, 2))  # rebuilds the damaged chunk
+    merged = merge_datasets(tmp_path / "m4", [shards[0].folder, shards[1].folder, shards[0].folder])
+    assert merged.missing_chunks() == [] and merged.problems() == []
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    ['["a", "list"]', '{"format": "semantify-dataset", "format_version": "abc"}', "null",
+     '{"format": "semantify-dataset", "format_version": 1, "settings": {"samples": -3, "chunk_size": 4}}'],
+)  # fmt: skip
+def test_a_manifest_of_the_wrong_shape_is_refused_in_one_line(tmp_path, manifest: str) -> None:
+    folder = DatasetFolder(tmp_path / "data")
+    folder.folder.mkdir()
+    folder.manifest_path.write_text(manifest)
+    with pytest.raises(DatasetError) as caught:
+        folder.read_manifest()
+    assert str(folder.manifest_path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_out_folder_that_is_a_file_is_refused(capsule, tmp_path) -> None:
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(DatasetError, match="is a file, not a folder"):
+        build_dataset(DatasetFolder(tmp_path / "taken"), metric_request(capsule))
+    with pytest.raises(SemantifyError):
+        merge_datasets(tmp_path / "taken", [tmp_path / "none"])

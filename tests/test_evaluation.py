@@ -80,3 +80,12 @@ def test_expressiveness_finds_reachable_shapes_and_beats_fewer_raw_sliders(capsu
     two = NoDepth(["height", "width"], gain=0.5)
     fewer = expressiveness(capsule, two, targets)
     assert fewer["semantic_sliders_mm_mean"] > 1.0, "without a depth slider the depth cannot be reached"
+
+
+def test_coverage_counts_only_vertices_strictly_past_theta(capsule) -> None:
+    """δ is normalised to a peak of 1: θ = 1 covers nothing, θ just below it the peak vertices only."""
+    sliders = LinearSliders(["height"])
+    assert coverage_and_overlap(capsule, sliders, theta=1.0).per_descriptor_coverage["height"] == 0.0
+    top = capsule.template[:, 2] == capsule.template[:, 2].max()
+    just_below = coverage_and_overlap(capsule, sliders, theta=1.0 - 1e-6).per_descriptor_coverage["height"]
+    assert just_below == pytest.approx(top.mean())

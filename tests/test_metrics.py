@@ -509,3 +509,15 @@ def test_bundled_landmark_files_fit_their_topologies() -> None:
             assert all(0 <= i < count for i in indices)
         for ranges in data["regions"].values():
             assert all(0 <= a < b <= count for a, b in ranges)
+
+
+def test_the_body_density_is_pinned_and_is_the_landmark_files() -> None:
+    """985 kg/m³ (the README's figure); the bundled body's landmark file states the same number."""
+    from pathlib import Path
+
+    from semantify_engine.scoring.metrics import BODY_DENSITY_KG_M3
+
+    landmarks = Path(__file__).resolve().parent.parent / "semantify_engine" / "data" / "landmarks"
+    specs = json.loads((landmarks / "anny-body.json").read_text())
+    stated = [spec["density_kg_m3"] for spec in specs["measurements"] if spec["method"] == "volume_mass"]
+    assert BODY_DENSITY_KG_M3 == 985.0 and stated == [BODY_DENSITY_KG_M3]

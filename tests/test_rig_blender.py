@@ -149,6 +149,10 @@ def test_joints_follow_sliders_and_shape_keys(glue, body) -> None:
     np.testing.assert_allclose(
         heads_of(armature, body.skeleton.names), body.skeleton.joints(c), atol=TOLERANCE
     )
+    tails = np.array([armature.data.bones[name].tail_local for name in body.skeleton.names])
+    layout = glue.rig.stored_layout(obj)  # tails follow their own rule, not the heads' offsets
+    np.testing.assert_allclose(tails, layout.tails(c.astype(np.float64)), atol=TOLERANCE)
+    assert np.abs(tails - heads_of(armature, body.skeleton.names)).max() > 0.01
     assert np.abs(evaluated_vertices(obj) - body.vertices(c)).max() < TOLERANCE  # and the skin stays put
     assert obj.semantify.rig_status == ""
 

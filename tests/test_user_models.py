@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import os
 import pickle
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -600,3 +602,113 @@ def test_model_from_shape_keys_arrays() -> None:
     with pytest.raises(ModelFileError, match=r"'tall' of 'bad' must be a \(V, 3\) array"):
         model_from_shape_keys("bad", base, [[0, 1, 2]], {"tall": np.eye(3)[:2]})
     np.testing.assert_array_equal(triangulate([[0, 1, 2, 3, 4]]), [[0, 1, 2], [0, 2, 3], [0, 3, 4]])
+
+
+# --------------------------------------------------------------------------------- hostile files
+BOUNDED_LOAD = r"""
+import resource, sys, time
+limit = 1_500_000_000  # 1.5 GB of address space: a bomb that is not caught dies here instead of the machine
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from semantify_engine.errors import ModelFileError
+from semantify_engine.models.user_models import load_user_model
+started = time.perf_counter()
+try:
+    load_user_model(sys.argv[2], sys.argv[1])
+except ModelFileError as error:
+    print("refused:", str(error).splitlines()[0])
+    print("lines:", len(str(error).splitlines()))
+print("seconds:", time.perf_counter() - started)
+"""
+
+
+def load_bounded(folder: Path, name: str) -> str:
+    """Load a user model in a child whose memory is capped, so a bomb cannot take the test machine."""
+    result = subprocess.run(
+        [sys.executable, "-c", BOUNDED_LOAD, str(folder), name], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]  # no MemoryError, no RecursionError traceback
+    return result.stdout
+
+
+def doubled(times: int) -> list:
+    value: list = [0.5]
+    for _ in range(times):
+        value = [value, value]  # each level shares the one below: pickle writes it once
+    return value
+
+
+def test_a_list_that_repeats_itself_is_refused_at_once_within_bounded_memory(tmp_path: Path) -> None:
+    path = write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", {"v_template": doubled(34)})
+    assert path.stat().st_size < 2000  # a tiny file standing for 17 billion numbers
+    output = load_bounded(tmp_path, "mano-right")
+    assert "refused" in output and "expands to 17,179,869,184 numbers" in output and "lines: 1" in output
+
+
+def test_a_sparse_matrix_claiming_a_huge_shape_is_refused_before_it_is_made(tmp_path: Path) -> None:
+    content = body_arrays(0, 40, 3, 2)
+    claim = OldCscMatrix(np.eye(2))
+    claim.__dict__["_shape"] = (2_000_000, 2_000_000)  # 4e12 numbers, 32 TB dense
+    content["J_regressor"] = claim
+    write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", content)
+    output = load_bounded(tmp_path, "mano-right")
+    assert "claims a (2000000, 2000000) matrix" in output
+
+
+def test_a_deep_or_self_sharing_chumpy_expression_is_refused_not_recursed_into(tmp_path: Path) -> None:
+    deep = Ch(np.ones(3))
+    for _ in range(3000):
+        deep = ChAdd(deep, Ch(np.ones(3)))
+    depth = sys.getrecursionlimit()
+    sys.setrecursionlimit(30000)  # Python's own pickler recurses once per level while writing
+    try:
+        write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", {"v_template": deep})
+    finally:
+        sys.setrecursionlimit(depth)
+    assert "nests deeper than 64 levels" in load_bounded(tmp_path, "mano-right")
+    shared = Ch(np.ones(3))
+    for _ in range(60):  # 2**60 evaluations if each shared term were evaluated again
+        shared = ChAdd(shared, shared)
+    write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", {"v_template": shared})
+    output = load_bounded(tmp_path, "mano-right")
+    assert "seconds:" in output and float(output.split("seconds:")[1]) < 60  # evaluated once per term
+    crossed = ChAdd(Ch(np.ones((20000, 1))), Ch(np.ones((1, 20000))))  # broadcasting: 400 million numbers
+    write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", {"v_template": crossed})
+    assert "expands to 400,000,000 numbers" in load_bounded(tmp_path, "mano-right")
+
+
+def test_the_unpickler_allows_exactly_numpy_arrays_and_inert_python_pieces() -> None:
+    from semantify_engine.models import user_models
+
+    allowed = set(user_models._ALLOWED_GLOBALS)
+    expected = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    for core in ("numpy.core", "numpy._core"):
+        expected |= {(f"{core}.multiarray", "_reconstruct"), (f"{core}.multiarray", "scalar")}
+        expected |= {(f"{core}.numeric", "_frombuffer")}
+    for builtins in ("builtins", "__builtin__"):
+        expected |= {(builtins, "set"), (builtins, "frozenset"), (builtins, "object")}
+    expected |= {("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor")}
+    assert allowed == expected
+    unpickler = user_models._OwnerFileUnpickler(io.BytesIO(b""))
+    for module, name in (
+        ("builtins", "getattr"),
+        ("builtins", "eval"),
+        ("builtins", "__import__"),
+        ("os", "system"),
+        ("posix", "system"),
+        ("subprocess", "Popen"),
+        ("numpy", "load"),
+        ("scipy.sparse", "load_npz"),
+    ):
+        with pytest.raises(user_models._RefusedClass):
+            unpickler.find_class(module, name)
+
+
+@pytest.mark.parametrize("key", ["J_regressor", "weights", "posedirs", "shapedirs", "v_template"])
+def test_nan_in_any_array_a_model_uses_is_refused(tmp_path: Path, key: str) -> None:
+    content = smplx_arrays()
+    content[key] = content[key].astype(np.float64)
+    content[key].flat[7] = np.nan
+    (tmp_path / "smplx").mkdir()
+    np.savez(tmp_path / "smplx" / "SMPLX_FEMALE.npz", **content)
+    with pytest.raises(ModelFileError, match=rf"'{key}' holds NaN or infinite values"):
+        load_user_model("smplx-female", tmp_path)

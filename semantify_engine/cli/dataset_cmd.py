@@ -14,9 +14,9 @@ from ..dataset.store import (
     DatasetFolder,
     Shard,
     chunk_count,
-    chunk_indices,
     content_checksum,
     merge_datasets,
+    shard_samples,
 )
 from ..errors import ClipWeightsError, SemantifyError
 from ..models import load
@@ -178,7 +178,7 @@ def run_build(arguments: argparse.Namespace) -> int:
     model, clip = request.model, request.clip
     folder = DatasetFolder(arguments.out)
     settings = request.settings()
-    total = sum(len(chunk_indices(settings, c)) for c in range(chunk_count(settings)) if shard.owns(c))
+    total = shard_samples(settings, shard)
     with progress_bar(total, f"dataset {model.name}", unit="sample") as bar:
         report = build_dataset(folder, request, shard, progress=bar.update, say=_note)
     scorers = " + ".join(name for name, used in (("CLIP", clip), ("metric", request.metrics)) if used)
@@ -217,7 +217,8 @@ def run_info(arguments: argparse.Namespace) -> int:
     folder = DatasetFolder(Path(arguments.folder))
     manifest = folder.read_manifest()
     settings = manifest["settings"]
-    data = folder.load(require_complete=False)
+    data = folder.load(require_complete=False, require_sound=False)
+    problems = folder.problems(settings)
     summary = {
         "folder": str(folder.folder),
         "model": settings["model"]["name"],
@@ -230,7 +231,10 @@ def run_info(arguments: argparse.Namespace) -> int:
         "metrics": (settings["metrics"] or {}).get("names", []),
         "coefficients_checksum": content_checksum([data["coefficients"]]) if "coefficients" in data else None,
         "scores_checksum": content_checksum([data[k] for k in ("scores", "metrics") if k in data]) or None,
+        "problems": problems,  # chunk files that do not belong: build rebuilds them, train refuses them
     }
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
     if arguments.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -187,10 +187,12 @@ def run_measure(arguments: argparse.Namespace) -> int:
     outputs = _outputs(arguments)
     mapper = load_mapper(arguments.mapper)
     requested = _requested_measurements(arguments, mapper)
-    model = _model_for(mapper, arguments, required=outputs["obj"] is not None)
+    model, problem = _model_and_problem(mapper, arguments)
+    if model is None and outputs["obj"] is not None:
+        raise SemantifyError(f"--obj needs the mapper's model: {problem} Name it with --model.")
     result = fit_measurements(mapper, requested, model)
     if model is None:
-        result.notes.append("the mapper's model could not be loaded, so the fitted mesh was not measured")
+        result.notes.append(f"the fitted mesh was not measured: {problem}")
     header = "measurements: " + ", ".join(
         f"{name} {_cli_value(mapper, name, v)}" for name, v in requested.items()
     )
@@ -225,8 +227,12 @@ def _outputs(arguments: argparse.Namespace) -> dict[str, Path | None]:
     }
 
 
-def _model_for(mapper: Any, arguments: argparse.Namespace, required: bool) -> Any:
-    """The mapper's model: --model, else the model its dataset names, else its recorded name."""
+def _model_and_problem(mapper: Any, arguments: argparse.Namespace) -> tuple[Any, str]:
+    """The mapper's model (--model, else its dataset's, else its recorded name), or None and why not.
+
+    Why not is the engine's own message: a model that cannot be loaded, or one that loads but is not the
+    one the mapper was trained for (another checksum or vertex count).
+    """
     from ..mapper import check_model
     from ..models import load
 
@@ -235,9 +241,15 @@ def _model_for(mapper: Any, arguments: argparse.Namespace, required: bool) -> An
         model = load(spec, arguments.model_dir)
         check_model(mapper, model)
     except SemantifyError as error:
-        if not required:
-            return None
-        raise SemantifyError(f"--obj needs the mapper's model: {error} Name it with --model.") from error
+        return None, str(error)
+    return model, ""
+
+
+def _model_for(mapper: Any, arguments: argparse.Namespace, required: bool) -> Any:
+    """The mapper's model, or None when it is not needed and cannot be had (see _model_and_problem)."""
+    model, problem = _model_and_problem(mapper, arguments)
+    if model is None and required:
+        raise SemantifyError(f"--obj needs the mapper's model: {problem} Name it with --model.")
     return model
 
 

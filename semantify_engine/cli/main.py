@@ -7,6 +7,7 @@ traceback; Ctrl-C exits with 130. ``blender -b -c semantify ...`` reaches the sa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -75,7 +76,12 @@ def main(argv: Sequence[str] | None = None, extra_commands: Sequence[ModuleType]
     parser = build_parser(extra_commands)
     arguments = parser.parse_args(argv)
     try:
-        return int(arguments.run(arguments) or 0)
+        status = int(arguments.run(arguments) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at the interpreter's exit
+        return status
+    except BrokenPipeError:  # the reader (head, less) stopped reading: nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SemantifyError as error:
         print(f"semantify: error: {error}", file=sys.stderr)
         return 2

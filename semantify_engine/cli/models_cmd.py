@@ -32,7 +32,7 @@ def run(arguments: argparse.Namespace) -> int:
     for entry in entries:
         vertices = "" if entry.vertex_count is None else str(entry.vertex_count)
         components = "" if entry.component_count is None else str(entry.component_count)
-        status = "ready" if entry.available else f"missing: {entry.location}"
+        status = "ready" if entry.available else entry.location  # it says "missing: ..." itself
         print(f"{entry.name:<22} {vertices:>8} {components:>5}  {entry.licence[:34]:<34} {status}")
         print(f"{'':<22} source: {entry.source}")
     return 0

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from ..errors import SemantifyError
 from ..models import load
 from ..render.images import grid, save_png
 from .common import (
@@ -17,6 +18,9 @@ from .common import (
     render_settings_from,
     views_from,
 )
+
+MAX_PREVIEW_STDS = 20.0
+"""How far from the mean a previewed component may be: past it the shape leaves any sensible frame."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -55,6 +59,12 @@ def run_preview(arguments: argparse.Namespace) -> int:
         np.zeros(1, np.float32) if arguments.coeffs is None else read_coefficients(arguments.coeffs)
     )
     batch = model.check_coefficients(coefficients)
+    distance = np.abs(batch / model.std[: batch.shape[1]]).max()
+    if model.coefficient_bounds is None and distance > MAX_PREVIEW_STDS:
+        raise SemantifyError(
+            f"--coeffs puts a component {distance:.3g} standard deviations from the mean; a preview frames "
+            f"shapes within {MAX_PREVIEW_STDS:g} (the model's samples span 2 to 3): give smaller values."
+        )
     from ..render.blender import BlenderRenderer
 
     views, settings = views_from(arguments), render_settings_from(arguments)

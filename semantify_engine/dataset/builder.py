@@ -33,6 +33,8 @@ from .sampling import SamplingPlan, sample_coefficients
 from .store import DatasetError, DatasetFolder, Shard, chunk_count, chunk_indices
 
 SCORERS = ("auto", "clip", "metric", "both")
+MAX_SAMPLES = 10_000_000
+"""Samples one dataset may hold: 150,000 chunks; more is a typo, not a dataset (and would take TBs)."""
 DEFAULT_CHUNK_SIZE = 64
 FIDELITY_BATCH = 32
 """Images of the build's first chunk that the engine's fidelity check compares (one CLIP batch)."""
@@ -83,6 +85,11 @@ class DatasetRequest:
     def __post_init__(self) -> None:
         if not isinstance(self.samples, int) or self.samples <= 0:
             raise SemantifyError(f"--samples must be a whole number > 0, got {self.samples!r}.")
+        if self.samples > MAX_SAMPLES:
+            raise SemantifyError(
+                f"--samples {self.samples:,} is more than a dataset holds ({MAX_SAMPLES:,} at most: about "
+                f"{MAX_SAMPLES // 1_000_000 * 6} GB of embeddings); the paper's datasets have 3,000."
+            )
         if not isinstance(self.chunk_size, int) or self.chunk_size <= 0:
             raise SemantifyError(f"--chunk-size must be a whole number > 0, got {self.chunk_size!r}.")
         if self.clip is None and not self.metrics:

@@ -389,6 +389,12 @@ def load_mapper(path: str | os.PathLike[str]) -> Mapper:
     """Load a mapper file, refusing anything that is not a complete, unaltered mapper file."""
     path = Path(path)
     header, arrays = npzfile.read(path, MAPPER_FILE)
+    for key, expected in (("layers", list), ("descriptors", list), ("model", dict)):
+        if key in header and not isinstance(header[key], expected):
+            raise MapperError(
+                f"{path} has a malformed header: '{key}' is a {type(header[key]).__name__}, not a "
+                f"{expected.__name__}; it is damaged. Train or copy the mapper again."
+            )
     layer_count = len(header.get("layers", []))
     names = [*NORMALISATION_ARRAYS]
     for index in range(layer_count):

@@ -346,20 +346,90 @@ def _read_pickle(path: Path, spec: _Spec) -> dict[str, np.ndarray]:
     # pickle is unavoidable here: it is the owners' own distribution format (SMPL, MANO, FLAME and SMAL
     # ship only .pkl files, written with Python 2, chumpy and scipy). _OwnerFileUnpickler is restricted:
     # it builds numpy arrays and a few inert stand-ins and refuses every other class, so a file cannot
-    # run code when loaded.
+    # run code when loaded; and what a file can make is bounded by its size (_Budget), so it cannot
+    # take the machine's memory either.
+    budget = _Budget.for_file(path)
     try:
         with path.open("rb") as stream:
             content = _OwnerFileUnpickler(stream).load()
+        if not isinstance(content, dict):
+            raise ModelFileError(
+                f"{path} holds a {type(content).__name__}, not the dictionary of arrays of a "
+                f"{_FAMILIES[spec.family].title} model file. {_FAMILIES[spec.family].obtain}."
+            )
+        return {
+            key: _plain_array(content[key], f"{path}: '{key}'", budget)
+            for key in _USED_KEYS
+            if key in content
+        }
     except _RefusedClass as error:
         raise ModelFileError(f"{path} was refused: {error}. {_FAMILIES[spec.family].obtain}.") from error
-    except _UNREADABLE_PICKLE_ERRORS as error:
+    except _OverBudget as error:
+        raise ModelFileError(f"{path} was refused: {error}. {_FAMILIES[spec.family].obtain}.") from error
+    except (*_UNREADABLE_PICKLE_ERRORS, MemoryError, RecursionError) as error:
         raise ModelFileError(_unreadable(path, spec, error)) from error
-    if not isinstance(content, dict):
-        raise ModelFileError(
-            f"{path} holds a {type(content).__name__}, not the dictionary of arrays of a "
-            f"{_FAMILIES[spec.family].title} model file. {_FAMILIES[spec.family].obtain}."
-        )
-    return {key: _plain_array(content[key], f"{path}: '{key}'") for key in _USED_KEYS if key in content}
+
+
+class _OverBudget(pickle.UnpicklingError):
+    """A pickle describes more than its size allows (a memory bomb)."""
+
+
+@dataclass
+class _Budget:
+    """How much a pickle of ``size`` bytes may make, so that a small file cannot take all memory.
+
+    - numbers in nested lists: a pickled number costs at least one byte, so a list that expands to more
+      elements than the file has bytes shares itself over and over (``[a, a]`` doubled 34 times is a
+      400-byte file and 17 billion numbers);
+    - a dense array made from a sparse one: at most ``DENSE_PER_BYTE`` times the file's bytes (sparse
+      files are 10-100x smaller than dense; SMPL's joint regressor is 24 x 6890 in a 250 kB entry), and
+      never past ``DENSE_CAP`` numbers;
+    - nesting (lists in lists, chumpy expressions of expressions): at most ``MAX_DEPTH`` levels.
+    """
+
+    size: int
+    MAX_DEPTH = 64
+    DENSE_PER_BYTE = 256
+    DENSE_CAP = 200_000_000  # 1.6 GB of float64
+
+    @classmethod
+    def for_file(cls, path: Path) -> _Budget:
+        return cls(max(path.stat().st_size, 1))
+
+    def numbers(self, count: int, where: str) -> None:
+        if count > self.size:
+            raise _OverBudget(
+                f"{where} expands to {count:,} numbers from a {self.size:,}-byte file: it repeats itself, "
+                "which no model file does (a pickle memory bomb)"
+            )
+
+    def dense(self, shape: tuple[int, ...], where: str) -> None:
+        count = int(np.prod(shape, dtype=np.float64))
+        if count > min(self.DENSE_PER_BYTE * self.size, self.DENSE_CAP):
+            raise _OverBudget(
+                f"{where} claims a {shape} matrix, far larger than a {self.size:,}-byte file holds"
+            )
+
+    def depth(self, level: int, where: str) -> None:
+        if level > self.MAX_DEPTH:
+            raise _OverBudget(f"{where} nests deeper than {self.MAX_DEPTH} levels, which no model file does")
+
+
+def _expanded_numbers(value: Any, where: str, budget: _Budget) -> None:
+    """Check the numbers a nested list or tuple stands for against the budget, without expanding it."""
+    sizes: dict[int, int] = {}
+
+    def count(node: Any, level: int) -> int:
+        if not isinstance(node, list | tuple):
+            return 1
+        budget.depth(level, where)
+        if (
+            id(node) not in sizes
+        ):  # each shared list is counted once: linear in the file, not in its expansion
+            sizes[id(node)] = sum(count(item, level + 1) for item in node) or 1
+        return sizes[id(node)]
+
+    budget.numbers(count(value, 0), where)
 
 
 def _unreadable(path: Path, spec: _Spec, error: BaseException) -> str:
@@ -370,10 +440,13 @@ def _unreadable(path: Path, spec: _Spec, error: BaseException) -> str:
     )
 
 
-def _plain_array(value: Any, where: str) -> np.ndarray:
+def _plain_array(value: Any, where: str, budget: _Budget, level: int = 0) -> np.ndarray:
     """A numpy array from whatever a pickle held (array, chumpy, sparse matrix, list); ``where`` names it."""
+    budget.depth(level, where)
     if isinstance(value, _StandIn):
-        return value.to_array(where)
+        return value.to_array(where, budget, level + 1)
+    if isinstance(value, list | tuple):
+        _expanded_numbers(value, where, budget)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:
@@ -403,7 +476,7 @@ class _StandIn:
     def __setstate__(self, state: Any) -> None:
         self.__dict__["state"] = state if isinstance(state, dict) else {"_raw": state}
 
-    def to_array(self, where: str) -> np.ndarray:
+    def to_array(self, where: str, budget: _Budget, level: int) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -419,26 +492,44 @@ _CHUMPY_OPERATIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = 
 class _ChumpyArray(_StandIn):
     """A chumpy object: a plain ``Ch`` keeps its value in ``x``; + - * / of two of them is evaluated."""
 
-    def to_array(self, where: str) -> np.ndarray:
+    def to_array(self, where: str, budget: _Budget, level: int) -> np.ndarray:
+        if "value" in self.__dict__:  # a shared sub-expression is evaluated once
+            return self.__dict__["value"]
         state = self.state
         if "x" in state:
-            return _plain_array(state["x"], where)
-        operation = _CHUMPY_OPERATIONS.get(self.qualified_name.rsplit(".", 1)[-1])
-        if operation is not None and "a" in state and "b" in state:
-            return operation(_value_of(state["a"], where), _value_of(state["b"], where))
-        raise ModelFileError(
-            f"{where} is a chumpy expression ({self.qualified_name}) that cannot be evaluated without "
-            "chumpy. Convert the file once with smplx's tools/clean_ch.py (in an environment with chumpy)."
-        )
+            value = _plain_array(state["x"], where, budget, level)
+        else:
+            operation = _CHUMPY_OPERATIONS.get(self.qualified_name.rsplit(".", 1)[-1])
+            if operation is None or "a" not in state or "b" not in state:
+                raise ModelFileError(
+                    f"{where} is a chumpy expression ({self.qualified_name}) that cannot be evaluated "
+                    "without chumpy. Convert the file once with smplx's tools/clean_ch.py (in an environment "
+                    "with chumpy)."
+                )
+            first = _value_of(state["a"], where, budget, level)
+            second = _value_of(state["b"], where, budget, level)
+            try:
+                shape = np.broadcast_shapes(np.shape(first), np.shape(second))
+            except ValueError as error:
+                raise ModelFileError(
+                    f"{where}: a chumpy {self.qualified_name} of mismatched arrays."
+                ) from error
+            budget.numbers(int(np.prod(shape, dtype=np.float64)), where)  # (N, 1) + (1, N) is N² numbers
+            value = operation(first, second)
+        self.__dict__["value"] = value
+        return value
 
 
 class _SparseMatrix(_StandIn):
     """A scipy sparse matrix (CSC, CSR or COO, any scipy version) made dense without scipy."""
 
-    def to_array(self, where: str) -> np.ndarray:
+    def to_array(self, where: str, budget: _Budget, level: int) -> np.ndarray:
         state = self.state
         try:
             shape = tuple(int(size) for size in state.get("_shape", state.get("shape")))
+            if len(shape) != 2 or min(shape) < 0:
+                raise ValueError(f"shape {shape}")
+            budget.dense(shape, where)
             data = np.asarray(state["data"], dtype=np.float64)
             dense = np.zeros(shape, dtype=np.float64)
             layout = self.qualified_name.rsplit(".", 1)[-1][:3]
@@ -455,8 +546,11 @@ class _SparseMatrix(_StandIn):
             raise ModelFileError(f"{where} is a damaged sparse matrix ({error}).") from error
 
 
-def _value_of(value: Any, where: str) -> np.ndarray:
-    return value.to_array(where) if isinstance(value, _StandIn) else np.asarray(value, dtype=np.float64)
+def _value_of(value: Any, where: str, budget: _Budget, level: int) -> np.ndarray:
+    budget.depth(level, where)
+    if isinstance(value, _StandIn):
+        return value.to_array(where, budget, level + 1)
+    return _plain_array(value, where, budget, level + 1).astype(np.float64)
 
 
 _SPARSE_CLASSES = {
@@ -583,8 +677,12 @@ def _check_layout(arrays: dict[str, np.ndarray], path: Path, spec: _Spec) -> Non
         )
     if faces.min() < 0 or faces.max() >= vertices:
         raise ModelFileError(f"{path}: 'f' uses vertices outside 0..{vertices - 1}.")
-    if not (np.all(np.isfinite(arrays["v_template"])) and np.all(np.isfinite(shapedirs))):
-        raise ModelFileError(f"{path}: 'v_template' or 'shapedirs' holds NaN or infinite values.")
+    for key, array in arrays.items():  # every array a model uses: a NaN regressor puts every joint at NaN
+        if np.issubdtype(array.dtype, np.number) and not np.all(np.isfinite(array)):
+            raise ModelFileError(
+                f"{path}: '{key}' holds NaN or infinite values; the file is damaged: download it again. "
+                f"{family.obtain}."
+            )
 
 
 # ------------------------------------------------------------------------- building a model

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import RenderError
 from ..models.linear import LinearMorphableModel
 from .blender import BlenderRenderer
 from .images import labelled_grid
@@ -45,6 +46,8 @@ def render_contact_sheet(
     settings: RenderSettings | None = None,
 ) -> np.ndarray:
     """An RGB uint8 sheet: one labelled row per component, low / 0 / high for every view."""
+    if components < 1:
+        raise RenderError(f"A contact sheet shows at least one component; got --components {components}.")
     components = min(components, model.component_count)
     coefficients = contact_sheet_coefficients(model, components, sigmas)
     with BlenderRenderer(model, views, settings, sigmas=max(sigmas, 3.0), framing_components=components) as r:
