@@ -679,7 +679,7 @@ class ClipScorer:
             return None
         if tuple(crop.size) != (side, side) or getattr(steps[2], "mode", "RGB") != "RGB":
             return None
-        pixels = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).contiguous()
+        pixels = torch.from_numpy(np.require(batch, requirements=["C", "W"])).permute(0, 3, 1, 2).contiguous()
         pixels = pixels.to(dtype=torch.get_default_dtype()).div(255)
         mean = torch.as_tensor(normalize.mean, dtype=pixels.dtype).view(1, -1, 1, 1)
         std = torch.as_tensor(normalize.std, dtype=pixels.dtype).view(1, -1, 1, 1)
