@@ -469,6 +469,7 @@ def _load_failures() -> tuple[type[BaseException], ...]:
     failures: tuple[type[BaseException], ...] = (
         RuntimeError,
         EOFError,  # a truncated legacy (pickle) checkpoint
+        IndexError,  # random bytes read as a pickle (torch.load's unpickler pops an empty stack)
         OSError,
         ValueError,
         KeyError,
