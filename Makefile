@@ -34,7 +34,7 @@ test: $(STAMP) lint $(GLTF_VALIDATOR)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	for bench in render dataset mapper extension fitting stock_blender export; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
+	for bench in render dataset clip_engines mapper extension fitting stock_blender export; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
 
 # The Blender extension zip in dist/, built from blender_manifest.toml's [build] rules and then validated,
 # both by Blender's own extension tool (the script `blender -c extension` runs; it ships in the bpy wheel).
@@ -47,9 +47,9 @@ extension: $(STAMP)
 	$(BIN)/python "$$ext" validate --valid-tags "$$tags" "dist/semantify-$$version.zip"
 
 # The platform extensions: the plain extension plus the CLIP engine (torch CPU, torchvision, open_clip,
-# scikit-learn and what they need, pinned in tools/extension-wheels.txt) as Blender add-on wheels, one zip
-# per platform (dist/semantify-<version>-linux_x64.zip, windows_x64, macos_arm64), each validated by
-# Blender's own tool. The wheels are fetched once into build/wheels/.
+# scikit-learn, onnxruntime and onnx, and what they need, pinned in tools/extension-wheels.txt) as Blender
+# add-on wheels, one zip per platform (dist/semantify-<version>-linux_x64.zip, windows_x64, macos_arm64),
+# each validated by Blender's own tool. The wheels are fetched once into build/wheels/.
 extension-full: $(STAMP)
 	$(BIN)/python tools/platform_extension.py --out dist
 

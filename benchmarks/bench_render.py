@@ -6,7 +6,14 @@ read it back. Both paths render the same samples with the same settings (bundled
 224², Workbench, front and side views, same orthographic frame), and the benchmark checks that their
 images agree before it prints the ratio.
 
-    .venv/bin/python benchmarks/bench_render.py [--model anny-body] [--samples 48]
+    .venv/bin/python benchmarks/bench_render.py [--model anny-body] [--samples 48] [--profile]
+
+``--profile`` adds where a packed frame's time goes, each part timed on its own in turns (best of 5):
+setting the shapes (Python and ``foreach_set``), the render call as a whole, the same call with every
+tile hidden (what costs per pixel whatever is drawn: Workbench's full-screen passes, reading the frame
+back from the GPU, colour management, writing the file) and with the tiles drawn into a 64² frame (what
+costs per mesh: scene evaluation, draw buffers, vertex processing), and reading the file and cutting it
+into tiles.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="semantify-bench-blender-"))
@@ -78,11 +86,81 @@ def render_naive(model, views, framing, settings, coefficients) -> np.ndarray:
     return images
 
 
+def profile(renderer: BlenderRenderer, coefficients: np.ndarray) -> None:
+    """Time the parts of one full frame, each alone, in turns; print ms per frame and per image."""
+    from semantify_engine.render import blender as packed
+
+    tiles = renderer.tiles_per_frame
+    views = len(renderer.views)
+    batch = coefficients[: tiles // views]
+    samples = len(batch)
+    scene = renderer._scene
+    jobs = [(sample, view) for sample in range(samples) for view in range(views)]
+    vertices = renderer.model.vertices(batch)
+
+    def set_shapes() -> None:
+        for slot, shape in enumerate(vertices):
+            renderer._set_shape(renderer._meshes[slot], shape)
+
+    def whole_frame() -> None:
+        renderer._render_frame(jobs)
+
+    def render_call() -> None:
+        renderer._write_frame()
+
+    def read_and_cut() -> None:
+        frame = packed.read_tga(renderer._frame_base.with_suffix(".tga"))
+        pixels = renderer.settings.tile_pixels
+        out = np.empty((len(jobs), pixels, pixels, 3), np.uint8)
+        for index in range(len(jobs)):
+            row, column = divmod(index, renderer._grid)
+            out[index] = frame[row * pixels : (row + 1) * pixels, column * pixels : (column + 1) * pixels]
+
+    def hidden(call: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            for tile in renderer._tiles:
+                tile.hide_render = True
+            call()
+            for tile in renderer._tiles[: len(jobs)]:
+                tile.hide_render = False
+
+        return run
+
+    def small_frame() -> None:
+        render = scene.render
+        size = render.resolution_x, render.resolution_y
+        render.resolution_x = render.resolution_y = 64
+        renderer._write_frame()
+        render.resolution_x, render.resolution_y = size
+
+    parts = {
+        "set the shapes (foreach_set, mesh update)": set_shapes,
+        "render call (evaluate, draw, read back, write)": render_call,
+        "read the file, cut into tiles": read_and_cut,  # the frame render_call just wrote
+        "  render call, every tile hidden: per-pixel costs": hidden(render_call),
+        "  render call, tiles in a 64² frame: per-mesh costs": small_frame,
+        "whole frame as render() does it": whole_frame,
+    }
+    whole_frame()  # lays the tiles out
+    set_shapes()
+    best = {name: float("inf") for name in parts}
+    for _ in range(5):
+        for name, part in parts.items():
+            set_shapes()  # every render evaluates changed shapes, as in a build
+            started = time.perf_counter()
+            part()
+            best[name] = min(best[name], time.perf_counter() - started)
+    print(f"profile of one frame ({len(jobs)} tiles, {samples} samples × {views} views), best of 5:")
+    for name, seconds in best.items():
+        print(f"  {name:<50} {seconds * 1000:7.1f} ms/frame {seconds / len(jobs) * 1000:6.2f} ms/image")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="anny-body")
     parser.add_argument("--samples", type=int, default=48)
     parser.add_argument("--supersample", type=int, default=1)
+    parser.add_argument("--profile", action="store_true", help="where a packed frame's time goes")
     arguments = parser.parse_args()
 
     model = load(arguments.model)
@@ -100,6 +178,8 @@ def main() -> None:
         ours = renderer.render(coefficients)
         ours_seconds = time.perf_counter() - started
         framing, tiles = renderer.framing, renderer.tiles_per_frame
+        if arguments.profile:
+            profile(renderer, coefficients)
 
     naive_settings = RenderSettings(resolution=settings.tile_pixels)
     render_naive(model, views, framing, naive_settings, coefficients[:1])  # warm-up

@@ -18,7 +18,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import EnumProperty, StringProperty
 
 from .engine import import_engine
 
@@ -28,6 +28,26 @@ if TYPE_CHECKING:
 # The add-on's module name, which is also the key of its preferences: "bl_ext.<repository>.semantify"
 # inside Blender (this package is "<that>.semantify_blender"), the package itself when imported top-level.
 ADDON_ID = (__package__ or "").rpartition(".")[0] or (__package__ or "semantify_blender")
+
+
+# The engine's ENGINE_CHOICES, fastest first (semantify_engine.scoring.engines), spelled out so that
+# registering imports no engine module; a test checks that the two lists agree.
+CLIP_ENGINE_ITEMS = (
+    (
+        "auto",
+        "Fastest That Passes",
+        "The fastest engine whose image embeddings pass the fidelity check "
+        "against torch fp32 on each build's first images",
+    ),
+    (
+        "onnx-int8",
+        "ONNX Runtime (int8)",
+        "The ONNX export quantised to int8: about 3x torch on a CPU; "
+        "used only where it passes the fidelity check",
+    ),
+    ("onnx", "ONNX Runtime (fp32)", "The image tower exported once to ONNX, run by ONNX Runtime"),
+    ("torch", "Torch (fp32)", "open_clip itself, the reference"),
+)
 
 
 def _clip_settings_changed(preferences: SEMANTIFY_AddonPreferences, context: Any) -> None:
@@ -68,6 +88,15 @@ class SEMANTIFY_AddonPreferences(bpy.types.AddonPreferences):
         ),
         default="openai",
         update=_clip_settings_changed,
+    )
+    clip_engine: EnumProperty(
+        name="CLIP Image Engine",
+        description=(
+            "What runs CLIP's image tower when a build scores its renders (text stays on torch). A dataset "
+            "keeps the engine it was started with"
+        ),
+        items=CLIP_ENGINE_ITEMS,
+        default="auto",
     )
     cache_dir: StringProperty(
         name="Cache Folder",
@@ -112,6 +141,7 @@ class SEMANTIFY_AddonPreferences(bpy.types.AddonPreferences):
         column = layout.column(heading="CLIP")
         column.prop(self, "clip_model")
         column.prop(self, "clip_pretrained")
+        column.prop(self, "clip_engine")
         box = layout.box()
         clip_status.draw_needs(box, context, show_present=True)
         row = box.row(align=True)
@@ -187,6 +217,7 @@ def engine_environment(context: Any = None) -> dict[str, str]:
         if preferences.clip_pretrained.startswith("//")
         else preferences.clip_pretrained,
         "SEMANTIFY_CLIP_CACHE_DIR": bpy.path.abspath(preferences.cache_dir) if preferences.cache_dir else "",
+        "SEMANTIFY_CLIP_ENGINE": preferences.clip_engine,
     }
     return {name: value for name, value in values.items() if value}
 

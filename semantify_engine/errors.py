@@ -37,5 +37,9 @@ class ClipWeightsError(ClipError):
     """CLIP weights are missing, unreachable or do not fit the architecture; the message says what to do."""
 
 
+class ClipEngineError(ClipError):
+    """A CLIP image engine cannot be used here: not installed, not exportable, or failing its check."""
+
+
 class ExportError(SemantifyError):
     """An export that cannot be done as asked (unknown preset, nothing to export, an unwritable file)."""

@@ -116,7 +116,7 @@ def run_build(
         settings = folder.read_manifest()["settings"]
         done = sum(len(chunk_indices(settings, chunk)) for chunk in folder.present_chunks())
     with progress(request.samples, done) if progress else contextlib.nullcontext() as bar:
-        report = build_dataset(folder, request, progress=bar.update if bar is not None else None)
+        report = build_dataset(folder, request, progress=bar.update if bar is not None else None, say=say)
     data = folder.load()
     dataset_checksum = content_checksum([data["indices"], data["coefficients"]])
     say(f"    {report.built_samples} samples built, {report.skipped_chunks} chunks already there")

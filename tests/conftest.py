@@ -184,10 +184,12 @@ def capsule_clip_request(
     metrics: bool = False,
     template: str = "a photo of a {} person",
     views: str = "front,side",
+    engine: str = "auto",
 ):
     """A small real dataset request: capsules rendered front and side at 64², scored by the tiny CLIP.
 
-    Shared by the dataset, mapper and fitting tests so they all exercise the same build path.
+    Shared by the dataset, mapper and fitting tests so they all exercise the same build path (``engine``
+    ``auto``: the fastest CLIP image engine that passes its fidelity check, as for users).
     """
     from semantify_engine.dataset.builder import ClipScoring, DatasetRequest
     from semantify_engine.dataset.sampling import SamplingPlan
@@ -201,7 +203,7 @@ def capsule_clip_request(
         plan=SamplingPlan(seed=7, components=3),
         views=parse_views(views),
         render=RenderSettings(resolution=64),
-        clip=ClipScoring(spec=spec, template=template, words=tuple(words)),
+        clip=ClipScoring(spec=spec, template=template, words=tuple(words), engine=engine),
         metrics=metrics,
         chunk_size=chunk_size,
     )

@@ -749,9 +749,16 @@ def test_panels_draw_registered_operators_valid_icons_and_existing_properties(gl
 # ---------------------------------------------------------------------- preferences, command, disable
 def test_preferences_and_the_command_callback(glue, capsys: pytest.CaptureFixture[str]) -> None:
     preferences = bpy.context.preferences.addons[MODULE].preferences
-    assert {"model_dir", "clip_model", "clip_pretrained", "cache_dir", "python"} <= set(
+    assert {"model_dir", "clip_model", "clip_pretrained", "clip_engine", "cache_dir", "python"} <= set(
         preferences.bl_rna.properties.keys()
     )
+    from semantify_engine.scoring.engines import ENGINE_CHOICES, ENV_ENGINE
+
+    items = [item.identifier for item in preferences.bl_rna.properties["clip_engine"].enum_items]
+    assert items == list(ENGINE_CHOICES), "the preference offers exactly the engine's choices"
+    preferences.clip_engine = "onnx-int8"
+    assert glue.preferences.engine_environment()[ENV_ENGINE] == "onnx-int8"  # jobs get it
+    preferences.clip_engine = "auto"
     assert glue.cli_command.execute(["models", "--json"]) == 0
     listed = {entry["name"] for entry in json.loads(capsys.readouterr().out)}
     assert {"anny-body", "anny-head-shape", "anny-face-expression"} <= listed

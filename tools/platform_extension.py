@@ -48,7 +48,16 @@ PYTHON_VERSION = "3.11"
 BLENDER_VERSION_MAX = "5.1.0"
 """The first Blender whose Python is not 3.11 (exclusive): the platform zips' wheels cannot load there."""
 PROVIDED_BY_BLENDER = frozenset({"numpy"})
-TOP_LEVEL = ("torch", "torchvision", "open-clip-torch", "scikit-learn", "pillow", "tqdm")
+TOP_LEVEL = (
+    "torch",
+    "torchvision",
+    "open-clip-torch",
+    "scikit-learn",
+    "pillow",
+    "tqdm",
+    "onnxruntime",
+    "onnx",
+)
 """What the engine imports for CLIP work; everything else in the lock is what these need."""
 
 

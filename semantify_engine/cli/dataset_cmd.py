@@ -21,6 +21,7 @@ from ..dataset.store import (
 from ..errors import ClipWeightsError, SemantifyError
 from ..models import load
 from ..scoring.clip import template_for
+from ..scoring.engines import ENGINE_CHOICES, ENV_ENGINE, TORCH, engine_from_env
 from ..scoring.vocabulary import parse_words, vocabulary_for
 from .common import (
     add_clip_arguments,
@@ -109,6 +110,13 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, samples_help: str | N
     add_clip_arguments(scoring)
     scoring.add_argument("--words", help="comma-separated descriptor words (default: the model kind's list)")
     scoring.add_argument("--template", help="prompt template with {} for the word (default per model kind)")
+    scoring.add_argument(
+        "--clip-engine",
+        choices=ENGINE_CHOICES,
+        help="what runs CLIP's image tower: torch (fp32, the reference), onnx, onnx-int8 (ONNX Runtime), or "
+        "auto: the fastest that passes its fidelity check against torch on this build's first images "
+        f"(default ${ENV_ENGINE} or auto)",
+    )
     add_render_arguments(parser)
 
 
@@ -160,7 +168,8 @@ def _measurable(model: Any) -> bool:
 def _clip_scoring(arguments: argparse.Namespace, kind: str) -> ClipScoring:
     words = parse_words(arguments.words) if arguments.words else vocabulary_for(kind)
     template = arguments.template or template_for(kind)
-    return ClipScoring(spec=clip_spec_from(arguments), template=template, words=words)
+    engine = getattr(arguments, "clip_engine", None) or engine_from_env()
+    return ClipScoring(spec=clip_spec_from(arguments), template=template, words=words, engine=engine)
 
 
 def run_build(arguments: argparse.Namespace) -> int:
@@ -171,13 +180,17 @@ def run_build(arguments: argparse.Namespace) -> int:
     settings = request.settings()
     total = shard_samples(settings, shard)
     with progress_bar(total, f"dataset {model.name}", unit="sample") as bar:
-        report = build_dataset(folder, request, shard, progress=bar.update)
+        report = build_dataset(folder, request, shard, progress=bar.update, say=_note)
     scorers = " + ".join(name for name, used in (("CLIP", clip), ("metric", request.metrics)) if used)
     print(
         f"{folder.folder}: built {report.built_samples} samples in {report.built_chunks} chunks, "
         f"{report.skipped_chunks} chunks already there; scorers: {scorers}"
     )
     return 0
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def _usable_or_none(clip: ClipScoring) -> ClipScoring | None:
@@ -214,6 +227,7 @@ def run_info(arguments: argparse.Namespace) -> int:
         "chunks": f"{len(folder.present_chunks())}/{chunk_count(settings)}",
         "views": [view["name"] for view in settings["views"]],
         "words": (settings["clip"] or {}).get("words", []),
+        "clip_engine": (settings["clip"] or {}).get("engine", TORCH) if settings["clip"] else None,
         "metrics": (settings["metrics"] or {}).get("names", []),
         "coefficients_checksum": content_checksum([data["coefficients"]]) if "coefficients" in data else None,
         "scores_checksum": content_checksum([data[k] for k in ("scores", "metrics") if k in data]) or None,

@@ -6,13 +6,19 @@ it. At most one chunk waits between the stages, so memory stays flat however lar
 
 Only missing chunks of the requested shard are built, so running the same command again after a kill
 resumes the build; see :mod:`.store` for why the result equals an uninterrupted build.
+
+The CLIP image engine (:mod:`..scoring.engines`) is chosen on every build before a chunk is encoded: the
+first batch of the build and a fixed set of renders of the model are encoded by torch fp32 and by the
+candidate, which is used only if it passes its fidelity check (the figures go into the manifest's
+records). A dataset holds the embeddings of one engine: a fresh folder takes the fastest that passes, a
+resumed one keeps the engine it was started with, and if that engine fails here the build stops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,30 +28,44 @@ from ..models.linear import LinearMorphableModel
 from ..render.settings import RenderSettings
 from ..render.views import View
 from ..scoring.clip import ClipSpec, average_view_scores, prompts
+from ..scoring.engines import AUTO, TORCH, EngineChoice
 from .sampling import SamplingPlan, sample_coefficients
-from .store import DatasetFolder, Shard, chunk_count, chunk_indices
+from .store import DatasetError, DatasetFolder, Shard, chunk_count, chunk_indices
 
 SCORERS = ("auto", "clip", "metric", "both")
 MAX_SAMPLES = 10_000_000
 """Samples one dataset may hold: 150,000 chunks; more is a typo, not a dataset (and would take TBs)."""
 DEFAULT_CHUNK_SIZE = 64
+FIDELITY_BATCH = 32
+"""Images of the build's first chunk that the engine's fidelity check compares (one CLIP batch)."""
+FIDELITY_PROBE_SAMPLES = 8
+FIDELITY_PROBE_SEED = 14
+"""The fixed set of renders every check also compares: these samples, whatever the build's seed."""
 
 
 @dataclass(frozen=True)
 class ClipScoring:
-    """CLIP settings of a dataset: which model, which prompt template, which words."""
+    """CLIP settings of a dataset: which model, which prompt template, which words, which image engine.
+
+    ``engine`` is what was asked for (``auto`` or an engine name); the manifest records the engine used.
+    """
 
     spec: ClipSpec
     template: str
     words: tuple[str, ...]
+    engine: str = AUTO
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "model": self.spec.model,
             "pretrained": self.spec.pretrained,
             "template": self.template,
             "words": list(self.words),
         }
+        # torch, the only engine before there was a choice, is left unwritten: older datasets still resume.
+        if self.engine != TORCH:
+            data["engine"] = self.engine
+        return data
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,7 @@ class BuildReport:
     built_chunks: int = 0
     skipped_chunks: int = 0
     built_samples: int = 0
+    clip_engine: EngineChoice | None = None
 
 
 def build_dataset(
@@ -116,13 +137,16 @@ def build_dataset(
     shard: Shard | None = None,
     progress: Callable[[int], None] | None = None,
     overlap: bool = True,
+    say: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Build (or resume) the chunks of ``shard``; ``progress`` gets the number of samples just finished.
 
     ``overlap=False`` encodes each chunk before rendering the next: the sequential baseline the
-    benchmark compares against, and a simpler path to debug.
+    benchmark compares against, and a simpler path to debug. ``say`` hears which CLIP image engine is
+    used and why another was passed over.
     """
     shard = shard or Shard()
+    request = _with_engine_of(folder, request)
     settings = request.settings()
     existing = folder.check_compatible(settings)
     owned = [c for c in range(chunk_count(settings)) if shard.owns(c)]
@@ -133,19 +157,28 @@ def build_dataset(
     metric_scorer = request.metric_scorer() if request.metrics else None
     # CLIP loads (or fails with its how-to) before the folder is created and before anything renders.
     encoder = _ChunkEncoder(request) if request.clip is not None else None
-    settings = folder.create_or_check(settings)["settings"]
     renderer = None
-    if encoder is not None:
-        from ..render.blender import BlenderRenderer
-
-        renderer = BlenderRenderer(
-            request.model,
-            request.views,
-            request.render,
-            sigmas=max(3.0, request.plan.sigmas),
-            framing_components=request.plan.components,
-        )
+    rendered: dict[int, np.ndarray] = {}
     try:
+        if encoder is not None:
+            from ..render.blender import BlenderRenderer
+
+            renderer = BlenderRenderer(
+                request.model,
+                request.views,
+                request.render,
+                sigmas=max(3.0, request.plan.sigmas),
+                framing_components=request.plan.components,
+            )
+            rendered[todo[0]] = renderer.render(_coefficients(request, settings, todo[0]))
+            report.clip_engine = _choose_engine(folder, request, encoder, renderer, rendered[todo[0]], say)
+            assert request.clip is not None
+            request = replace(request, clip=replace(request.clip, engine=report.clip_engine.name))
+            settings = request.settings()
+        settings = folder.create_or_check(settings)["settings"]
+        if report.clip_engine is not None:
+            record = {"shard": f"{shard.index}/{shard.count}", "chunks": len(todo)}
+            folder.add_records("clip_engine", [{**record, **report.clip_engine.to_json()}])
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantify-encode") as worker:
             pending: Future[int] | None = None
             for chunk in todo:
@@ -154,7 +187,9 @@ def build_dataset(
                 arrays: dict[str, np.ndarray] = {"indices": indices, "coefficients": coefficients}
                 if metric_scorer is not None:
                     arrays["metrics"] = metric_scorer.measure(request.model.vertices(coefficients))
-                images = renderer.render(coefficients) if renderer is not None else None
+                images = rendered.pop(chunk, None)
+                if images is None and renderer is not None:
+                    images = renderer.render(coefficients)
                 if pending is not None:
                     _finish(pending, report, progress)
                 pending = worker.submit(_encode_and_write, folder, chunk, arrays, images, encoder)
@@ -167,6 +202,68 @@ def build_dataset(
         if renderer is not None:
             renderer.close()
     return report
+
+
+def _coefficients(request: DatasetRequest, settings: dict[str, Any], chunk: int) -> np.ndarray:
+    indices = np.asarray(chunk_indices(settings, chunk), dtype=np.int64)
+    return sample_coefficients(request.model, request.plan, indices)
+
+
+def _with_engine_of(folder: DatasetFolder, request: DatasetRequest) -> DatasetRequest:
+    """``auto`` resumes a folder with the engine it was started with; another engine is refused, because a
+    dataset never mixes the embeddings of two engines."""
+    if request.clip is None or not folder.exists():
+        return request
+    clip = folder.read_manifest()["settings"].get("clip")
+    if not clip:
+        return request  # a metric-only folder: the settings check refuses it
+    used = clip.get("engine", TORCH)
+    if request.clip.engine not in (AUTO, used):
+        raise DatasetError(
+            f"{folder.folder} holds image embeddings made by the CLIP engine {used}; --clip-engine "
+            f"{request.clip.engine} would mix them with another engine's. Resume with --clip-engine {used} "
+            "(or auto), or use another --out folder."
+        )
+    return replace(request, clip=replace(request.clip, engine=used))
+
+
+def _choose_engine(
+    folder: DatasetFolder,
+    request: DatasetRequest,
+    encoder: _ChunkEncoder,
+    renderer: Any,
+    first_chunk: np.ndarray,
+    say: Callable[[str], None] | None,
+) -> EngineChoice:
+    """The image engine for this build, checked on its first batch and the model's fixed probe renders."""
+    from ..errors import ClipEngineError
+
+    assert request.clip is not None
+    probe_plan = replace(request.plan, seed=FIDELITY_PROBE_SEED)
+    probe = renderer.render(sample_coefficients(request.model, probe_plan, range(FIDELITY_PROBE_SAMPLES)))
+    batches = [
+        first_chunk.reshape(-1, *first_chunk.shape[2:])[:FIDELITY_BATCH],
+        probe.reshape(-1, *probe.shape[2:]),
+    ]
+    resuming = folder.exists()
+    try:
+        choice = encoder.choose_engine(request.clip.engine, batches, fallback=not resuming, say=say)
+    except ClipEngineError as error:
+        if not resuming:
+            raise
+        raise DatasetError(
+            f"{folder.folder} was built with the CLIP image engine {request.clip.engine}, which cannot be "
+            f"used here ({error}). Its embeddings must not be mixed with another engine's: resume it where "
+            "that engine passes, or start a new --out folder."
+        ) from error
+    (say or _log_note)(choice.describe())
+    return choice
+
+
+def _log_note(message: str) -> None:
+    import logging
+
+    logging.getLogger(__name__).info(message)
 
 
 def _finish(pending: Future[int], report: BuildReport, progress: Callable[[int], None] | None) -> None:
@@ -199,6 +296,16 @@ class _ChunkEncoder:
         assert request.clip is not None
         self.scorer = get_scorer(request.clip.spec)
         self.text = self.scorer.encode_texts(prompts(request.clip.words, request.clip.template))
+        self.engine: Any = None
+
+    def choose_engine(
+        self, requested: str, batches: list[np.ndarray], fallback: bool, say: Callable[[str], None] | None
+    ) -> EngineChoice:
+        from ..scoring.engines import choose_engine
+
+        choice = choose_engine(self.scorer, requested, batches, self.text, fallback=fallback, say=say)
+        self.engine = choice.engine
+        return choice
 
     def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Images ``(n, views, H, W, 3)`` -> float16 embeddings per view and cosine scores.
@@ -207,7 +314,7 @@ class _ChunkEncoder:
         dataset gives exactly the numbers a build would have given.
         """
         count, views = images.shape[:2]
-        flat = self.scorer.encode_images(images.reshape(count * views, *images.shape[2:]))
+        flat = self.engine.encode(images.reshape(count * views, *images.shape[2:]))
         embeddings = flat.reshape(count, views, -1).astype(np.float16)
         scores = average_view_scores(embeddings.astype(np.float32), self.text)
         return {"embeddings": embeddings, "scores": scores.astype(np.float32)}

@@ -148,6 +148,23 @@ class DatasetFolder:
             json.dump(manifest, stream, indent=2, sort_keys=True)
         return manifest
 
+    def add_records(self, key: str, entries: list[dict[str, Any]]) -> None:
+        """Keep figures about how the data was made (the CLIP engine's fidelity checks) in the manifest.
+
+        Records are not settings: they never refuse a resume or a merge; a merge keeps every shard's.
+        """
+        manifest = self.read_manifest()
+        kept = manifest.setdefault("records", {}).setdefault(key, [])
+        added = [entry for entry in _normalised({"entries": entries})["entries"] if entry not in kept]
+        if not added:
+            return
+        kept.extend(added)
+        with atomic_output(self.manifest_path, "w") as stream:
+            json.dump(manifest, stream, indent=2, sort_keys=True)
+
+    def records(self, key: str) -> list[dict[str, Any]]:
+        return list(self.read_manifest().get("records", {}).get(key, []))
+
     # -------------------------------------------------------------------------------- chunks
     def chunk_path(self, chunk: int) -> Path:
         return self.chunk_folder / f"chunk-{chunk:06d}.npz"
@@ -375,6 +392,9 @@ def merge_datasets(out: str | Path, sources: list[str | Path]) -> DatasetFolder:
             sources_of.setdefault(chunk, path)
     target = DatasetFolder(out)
     target.create_or_check(settings)
+    for folder in folders:
+        for key, entries in folder.read_manifest().get("records", {}).items():
+            target.add_records(key, entries)
     for chunk, path in sorted(sources_of.items()):
         destination = target.chunk_path(chunk)
         if destination.exists() and target.chunk_problem(chunk, settings) is None:

@@ -114,6 +114,7 @@ class BlenderRenderer:
         self._bpy = import_bpy()
         self._grid = max(1, self.settings.max_tile_pixels // self.settings.tile_pixels)
         self._tiles: list[Any] = []
+        self._meshes: list[Any] = []  # one per sample a frame can hold; the views of a sample share one
         self._owned: list[tuple[Any, Any]] = []  # (collection, datablock) to remove on close
         self._folder = Path(tempfile.mkdtemp(prefix="semantify-render-", dir=_fast_temp_root()))
         self._frame_base = self._folder / f"frame-{uuid.uuid4().hex[:8]}"
@@ -140,8 +141,10 @@ class BlenderRenderer:
         for start in range(0, len(jobs), self.tiles_per_frame):
             chunk = jobs[start : start + self.tiles_per_frame]
             samples = sorted({sample for sample, _ in chunk})
-            vertices = dict(zip(samples, self.model.vertices(batch[samples]), strict=True))
-            tiles = self._render_frame([(vertices[sample], view) for sample, view in chunk])
+            slots = {sample: slot for slot, sample in enumerate(samples)}
+            for slot, vertices in enumerate(self.model.vertices(batch[samples])):
+                self._set_shape(self._meshes[slot], vertices)
+            tiles = self._render_frame([(slots[sample], view) for sample, view in chunk])
             for (sample, view), image in zip(chunk, tiles, strict=True):
                 out[sample, view] = image
             if progress is not None:
@@ -218,6 +221,7 @@ class BlenderRenderer:
             base.materials.append(material)
         for index in range(self.tiles_per_frame):
             mesh = base if index == 0 else self._own(bpy.data.meshes, base.copy())
+            self._meshes.append(mesh)
             tile = self._own(bpy.data.objects, bpy.data.objects.new(f"semantify-tile-{index}", mesh))
             tile.rotation_mode = "XYZ"
             scene.collection.objects.link(tile)
@@ -281,8 +285,21 @@ class BlenderRenderer:
         return material
 
     # ------------------------------------------------------------------------------ frames
-    def _render_frame(self, tiles: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
-        """Render one frame holding ``(vertices, view index)`` tiles; return each tile's image."""
+    @staticmethod
+    def _set_shape(mesh: Any, vertices: np.ndarray) -> None:
+        """Give a tile mesh a sample's vertices: the position attribute takes the whole array in one copy
+        (``vertices.foreach_set("co")`` walks the vertices and costs a millisecond per body)."""
+        mesh.attributes["position"].data.foreach_set(
+            "vector", np.ascontiguousarray(vertices, np.float32).ravel()
+        )
+        mesh.update()
+
+    def _render_frame(self, tiles: list[tuple[int, int]]) -> list[np.ndarray]:
+        """Render one frame holding ``(mesh slot, view index)`` tiles; return each tile's image.
+
+        The views of one sample are objects sharing the sample's mesh, so Blender evaluates each shape
+        (normals, draw buffers) once per frame, not once per view.
+        """
         settings, framing = self.settings, self.framing
         columns = min(self._grid, len(tiles))
         rows = -(-len(tiles) // columns)
@@ -294,19 +311,15 @@ class BlenderRenderer:
             if index >= len(tiles):
                 tile.hide_render = True
                 continue
-            vertices, view_index = tiles[index]
+            slot, view_index = tiles[index]
             view = self.views[view_index]
             row, column = divmod(index, columns)
             centre_x = (column - (columns - 1) / 2) * framing.side
             centre_z = ((rows - 1) / 2 - row) * framing.side
             offset = framing.centres[view_index]
             tile.hide_render = False
-            # The position attribute takes the whole array in one copy (vertices.foreach_set("co")
-            # walks the vertices and costs a millisecond per body).
-            tile.data.attributes["position"].data.foreach_set(
-                "vector", np.ascontiguousarray(vertices, np.float32).ravel()
-            )
-            tile.data.update()
+            if tile.data != self._meshes[slot]:
+                tile.data = self._meshes[slot]
             tile.rotation_euler = (math.radians(view.elevation), 0.0, math.radians(view.azimuth))
             tile.location = (centre_x - float(offset[0]), 0.0, centre_z - float(offset[1]))
         frame = read_tga(self._write_frame())

@@ -47,7 +47,11 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def read_tga(path: str | os.PathLike[str]) -> np.ndarray:
-    """An uncompressed 24/32-bit Targa (what Blender's TARGA_RAW writes) as RGB(A) uint8 ``(H, W, 3|4)``."""
+    """An uncompressed 24/32-bit Targa (what Blender's TARGA_RAW writes) as RGB(A) uint8 ``(H, W, 3|4)``.
+
+    A read-only view of the file's bytes where it can be (RGB): the renderer cuts frames into tiles and
+    copies each tile once, so copying the whole frame here first would be wasted.
+    """
     data = Path(path).read_bytes()
     id_length, colour_map, kind = data[0], data[1], data[2]
     width, height, depth, descriptor = struct.unpack_from("<HHBB", data, 12)
@@ -59,8 +63,9 @@ def read_tga(path: str | os.PathLike[str]) -> np.ndarray:
     pixels = pixels.reshape(height, width, channels)
     if not descriptor & 0x20:  # origin at the bottom left unless bit 5 says top left
         pixels = pixels[::-1]
-    order = [2, 1, 0, 3] if channels == 4 else [2, 1, 0]  # stored BGR(A)
-    return np.ascontiguousarray(pixels[..., order])
+    if channels == 3:  # stored BGR: a reversed view, copied once by whoever keeps the pixels
+        return pixels[..., ::-1]
+    return pixels[..., [2, 1, 0, 3]]  # stored BGRA
 
 
 def encode_png(image: np.ndarray) -> bytes:
