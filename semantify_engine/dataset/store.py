@@ -34,7 +34,7 @@ from ..errors import SemantifyError
 FORMAT = "semantify-dataset"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-CHUNK_ARRAYS = ("indices", "coefficients", "embeddings", "scores", "metrics")
+CHUNK_ARRAYS = ("indices", "coefficients", "embeddings", "scores", "metrics", "attributes")
 
 
 class DatasetError(SemantifyError):
