@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 
 FORMAT = "semantify-mapper"
 FORMAT_VERSION = 1
-DESCRIPTOR_KINDS = ("word", "metric")
+DESCRIPTOR_KINDS = ("word", "metric", "attribute")
+MEASURED_KINDS = ("metric", "attribute")
+"""Descriptors whose value can be read off a body without CLIP: measurements (a tape on the mesh) and
+attributes (MakeHuman shape settings, read by the model's attribute regressor)."""
 WORD_UNIT = "cosine"
 NORMALISATION_ARRAYS = ("input_mean", "input_std", "output_mean", "output_std")
 
@@ -54,11 +57,12 @@ MAPPER_FILE = npzfile.FileKind(
 # ------------------------------------------------------------------------------------------ descriptors
 @dataclass(frozen=True)
 class Descriptor:
-    """One slider: what it means (``kind`` word or metric, ``unit``) and its range and default.
+    """One slider: what it means (``kind`` word, metric or attribute, ``unit``) and its range and default.
 
-    Words are CLIP cosine scores (unit "cosine"); metrics are measurements in SI units ("m", "kg"). The range
-    and default come from the training data (2nd–98th percentile and median), so that every position of the
-    slider is a value the mapper has seen.
+    Words are CLIP cosine scores (unit "cosine"); metrics are measurements in SI units ("m", "kg");
+    attributes are MakeHuman shape settings (gender, muscle, weight, proportions in [0, 1]; age in "years").
+    The range and default come from the training data (2nd–98th percentile and median), so that every
+    position of the slider is a value the mapper has seen.
     """
 
     name: str
