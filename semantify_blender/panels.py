@@ -12,8 +12,25 @@ from typing import Any
 import bpy
 
 from . import jobs, rig
+from .engine import import_engine
 from .operators import default_mapper_items, semantify_object
 from .sliders import mapper_label
+
+NARROWER = 0.95
+"""A slider whose reach is less than this share of its range says how far it goes."""
+
+
+def reach_text(slider: Any) -> str:
+    """'reaches 64.4–107.0 cm' for a measured slider that stops short of its range (plausibility wins
+    there), else an empty string."""
+    span = slider.high - slider.low
+    reach = slider.reach_high - slider.reach_low
+    if slider.kind == "word" or span <= 0 or reach >= NARROWER * span:
+        return ""
+    if slider.unit == "m":
+        return f"    reaches {slider.reach_low * 100:.1f}–{slider.reach_high * 100:.1f} cm"
+    unit = f" {slider.unit}" if slider.unit else ""
+    return f"    reaches {slider.reach_low:.3g}–{slider.reach_high:.3g}{unit}"
 
 
 class _SemantifyPanel:
@@ -85,8 +102,16 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
             split = row.row(align=True)
             split.scale_x = 0.6
             split.prop(slider, "value", text="")
-            if slider.unit != "cosine":
+            if slider.unit not in ("cosine", ""):
                 split.label(text=slider.unit)
+            reach = reach_text(slider)
+            if reach:
+                column.label(text=reach)
+        if state.plausibility > import_engine("models.plausibility").REGION:
+            layout.label(
+                text=f"Outside the plausible region: rarer than {state.plausibility:.1f} % of source bodies",
+                icon="INFO",
+            )
         row = layout.row(align=True)
         row.operator("semantify.reset_sliders", text="Reset", icon="LOOP_BACK")
         row.operator("semantify.randomise_sliders", text="Random", icon="RNDCURVE")

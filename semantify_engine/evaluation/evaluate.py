@@ -118,9 +118,9 @@ def evaluate_mapper(
     if pictures:
         say("rendering the slider gallery, box corners and coverage heatmaps with Blender ...")
         components = mapper.coefficient_count
-        images["gallery"] = render_gallery(model, mapper, views, render, components)
+        images["gallery"] = render_gallery(model, mapper, views, render)
         if model.plausibility_measure is not None:
-            images["corners"] = render_corner_gallery(model, mapper, views, render, components)
+            images["corners"] = render_corner_gallery(model, mapper, views, render)
         images["coverage"] = render_coverage_heatmaps(
             model, mapper, coverage.displacement, views, render, theta, components
         )

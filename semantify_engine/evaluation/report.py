@@ -22,8 +22,18 @@ from ..atomic import atomic_output
 from ..models.linear import LinearMorphableModel
 from ..render.images import labelled_grid, save_png
 from ..render.settings import RenderSettings
-from ..render.views import View
+from ..render.views import View, framing_of_shapes
 from .coverage import SliderMapper
+
+GALLERY_RESOLUTION = 384
+"""Pixels per picture in the galleries (at least): big enough to judge a body, not only to score it."""
+
+
+def _picture_settings(settings: RenderSettings) -> RenderSettings:
+    from dataclasses import replace
+
+    return replace(settings, resolution=max(settings.resolution, GALLERY_RESOLUTION))
+
 
 # A perceptually ordered ramp (approximately viridis) sampled at 5 stops.
 _RAMP = np.array(
@@ -47,21 +57,19 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
 
 
 def render_gallery(
-    model: LinearMorphableModel,
-    mapper: SliderMapper,
-    views: Sequence[View],
-    settings: RenderSettings,
-    framing_components: int = 10,
+    model: LinearMorphableModel, mapper: SliderMapper, views: Sequence[View], settings: RenderSettings
 ) -> np.ndarray:
-    """One row per descriptor: low / default / high for every view."""
+    """One row per descriptor: low / default / high for every view, framed on these bodies."""
     from ..render.blender import BlenderRenderer
     from .fidelity import sweep_values
 
     descriptors = list(mapper.descriptors)
     values = np.concatenate([sweep_values(mapper, index, 3) for index in range(len(descriptors))])
     values[1::3] = [d.default for d in descriptors]  # the middle column is the default, not the midpoint
-    with BlenderRenderer(model, views, settings, framing_components=framing_components) as renderer:
-        images = renderer.render(mapper.coefficients(values))
+    coefficients = mapper.coefficients(values)
+    framing = framing_of_shapes(model, tuple(views), coefficients, settings.margin)
+    with BlenderRenderer(model, views, _picture_settings(settings), framing=framing) as renderer:
+        images = renderer.render(coefficients)
     size = images.shape[-2]
     cells = images.reshape(len(descriptors), 3, len(views), size, size, 3).transpose(0, 2, 1, 3, 4, 5)
     cells = cells.reshape(len(descriptors), 3 * len(views), size, size, 3)
@@ -78,7 +86,6 @@ def render_corner_gallery(
     mapper: SliderMapper,
     views: Sequence[View],
     settings: RenderSettings,
-    framing_components: int = 10,
     shown: int = CORNERS_SHOWN,
 ) -> np.ndarray:
     """The ``shown`` least plausible corners of the slider box, one row each, from every view."""
@@ -90,8 +97,10 @@ def render_corner_gallery(
     corners = box_corners(mapper, CORNERS_LIMIT)
     percentiles = measure.percentile(mapper.coefficients(corners))
     order = np.argsort(-percentiles, kind="stable")[:shown]
-    with BlenderRenderer(model, views, settings, framing_components=framing_components) as renderer:
-        images = renderer.render(mapper.coefficients(corners[order]))
+    coefficients = mapper.coefficients(corners[order])
+    framing = framing_of_shapes(model, tuple(views), coefficients, settings.margin)
+    with BlenderRenderer(model, views, _picture_settings(settings), framing=framing) as renderer:
+        images = renderer.render(coefficients)
     descriptors = list(mapper.descriptors)
     labels = []
     for row in order:
@@ -278,9 +287,9 @@ def _plausibility_section(plausibility: dict[str, Any]) -> list[str]:
         f"- defaults: p{plausibility['default']:.1f}",
         f"- slider ends: worst p{plausibility['slider_ends_max']:.1f}",
         f"- {corners['count']} box corners: median p{corners['p50']:.1f}, worst p{corners['max']:.1f}, "
-        f"{corners['outside_fraction']:.0%} outside",
+        f"{corners['outside_fraction']:.1%} outside",
         f"- {random['count']} random settings: median p{random['p50']:.1f}, worst p{random['max']:.1f}, "
-        f"{random['outside_fraction']:.0%} outside",
+        f"{random['outside_fraction']:.1%} outside",
         "",
         "| slider | low end | high end |",
         "|---|---|---|",

@@ -11,8 +11,8 @@ So the accurate network is trained first, as it is, and frozen; then a small net
 is trained to be **added** to its output:
 
 - a penalty on every answer whose plausibility score passes the population's :data:`TRAINING_REGION`
-  percentile, at slider vectors drawn where implausible answers live (half at the box's corners, a quarter
-  with one slider at an end, a quarter uniform over the box) and at the data and sweep rows below;
+  percentile, at slider vectors drawn where implausible answers live (the box's corners, faces and edges,
+  each slider's ends: :func:`_probes`) and at the data and sweep rows below;
 - a hold term (:data:`HOLD_WEIGHT`) that keeps the guard's output at 0 on the training rows and on one-slider
   sweeps from the defaults, where the accurate network's answers are what the sliders mean.
 
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
     from ..models.plausibility import Plausibility
 
-TRAINING_REGION = 98.5
+TRAINING_REGION = 97.0
 """Percentile of the source population past which the penalty acts: a margin inside the 99 % region every
 slider position must map into, for the positions between the ones trained on."""
-PENALTY_WEIGHT = 20.0
+PENALTY_WEIGHT = 50.0
 """Weight of the squared excess plausibility score (std units)."""
 HOLD_WEIGHT = 20.0
 """Weight of the guard's squared output (normalised coefficient units) where it should do nothing."""
@@ -45,7 +45,7 @@ GUARD_WIDTH = 128
 GUARD_EPOCHS = 20
 GUARD_LR = 1e-3
 GUARD_BATCH = 32
-ANCHORS = 16
+ANCHORS = 32
 """Fresh slider vectors per step for the penalty, and as many one-slider sweeps for the hold term."""
 
 
@@ -139,17 +139,21 @@ def fit_guard(
 
 
 def _probes(low: torch.Tensor, high: torch.Tensor, default: torch.Tensor, generator: torch.Generator) -> Any:
-    """Slider vectors where implausible answers live: corners, one slider at an end, uniform."""
+    """Slider vectors where implausible answers live: a quarter at corners of the box, a quarter with one
+    slider at an end (the others at their defaults), half with each slider at an end or not at random (a
+    third of them are) and anywhere in its range otherwise: the box's faces and edges, where sliders set
+    against each other meet (a low weight with the largest hips)."""
     import torch
 
     count, width = ANCHORS, len(low)
-    uniform = low + torch.rand((count, width), generator=generator) * (high - low)
+    anywhere = low + torch.rand((count, width), generator=generator) * (high - low)
     corner = torch.where(torch.rand((count, width), generator=generator) < 0.5, high, low)
+    mixed = torch.where(torch.rand((count, width), generator=generator) < 1 / 3, corner, anywhere)
     one_end = default.expand(count, width).clone()
     moved = torch.randint(width, (count,), generator=generator)
     one_end[torch.arange(count), moved] = corner[torch.arange(count), moved]
     kind = torch.arange(count)[:, None]
-    return torch.where(kind < count // 2, corner, torch.where(kind < 3 * count // 4, one_end, uniform))
+    return torch.where(kind < count // 4, corner, torch.where(kind < count // 2, one_end, mixed))
 
 
 def _sweeps(low: torch.Tensor, high: torch.Tensor, default: torch.Tensor, generator: torch.Generator) -> Any:

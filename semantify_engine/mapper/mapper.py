@@ -445,19 +445,60 @@ def describe(mapper: Mapper) -> list[str]:
     if figures.get("wall_s") is not None:
         lines.append(f"training: {figures['wall_s']:.1f} s on {figures.get('train_samples')} samples")
     errors = figures.get("metric_slider_errors") or {}
-    for name, error in ((d.name, errors[d.name]) for d in mapper.descriptors if d.name in errors):
-        scale, unit = (1000.0, "mm") if error["unit"] == "m" else (1.0, error["unit"])
-        cross_talk = error.get("max_cross_talk")
-        moves = "" if cross_talk is None else f", moves the others ≤ {cross_talk:.1%} of their range"
+    for descriptor in mapper.descriptors:
+        error = errors.get(descriptor.name)
+        if error is not None:
+            lines.append(_slider_error_line(descriptor, error))
+    plausibility = figures.get("plausibility")
+    if plausibility and "skipped" not in plausibility:
+        corners, random = plausibility["corners"], plausibility["random"]
+        verdict = "inside" if plausibility["inside"] else "OUTSIDE"
         lines.append(
-            f"slider '{name}' hits its value within {error['mean_abs_error'] * scale:.1f} {unit} on average "
-            f"(max {error['max_abs_error'] * scale:.1f} {unit}{moves}; others at their defaults)"
+            f"plausibility (percentile of the model's source bodies, region {plausibility['region']:g} %): "
+            f"slider ends ≤ p{plausibility['slider_ends_max']:.1f}, {corners['count']} box corners ≤ "
+            f"p{corners['max']:.1f}, {random['count']} random settings ≤ p{random['max']:.1f}: {verdict}"
         )
     weight = mapper.metadata.get("training", {}).get("consistency")
+    guard = mapper.metadata.get("training", {}).get("plausibility_guard")
+    if guard:
+        lines.append(
+            f"plausibility guard: on (keeps answers within the source population's {guard['region']:g}th "
+            "percentile; where a request has no plausible body, the slider stops short)"
+        )
     if figures.get("measurement_surrogate"):
         lines.append(f"measurement consistency: on (weight {weight:g}), measured where the data is thin")
     lines += [str(note) for note in figures.get("notes", [])]
     return lines
+
+
+def _slider_error_line(descriptor: Descriptor, error: dict[str, Any]) -> str:
+    """One line of ``mapper info``: how well a measured slider hits its value and what it reaches."""
+    scale, unit = (1000.0, "mm") if error["unit"] == "m" else (1.0, error["unit"])
+    shown = (lambda value: f"{value * scale:.1f} {unit}".rstrip()) if unit else (lambda value: f"{value:.3f}")
+    cross_talk = error.get("max_cross_talk")
+    kind = "measurements" if error.get("kind", "metric") == "metric" else "attributes"
+    moves = "" if cross_talk is None else f", moves the other {kind} ≤ {cross_talk:.1%} of their range"
+    line = (
+        f"slider '{descriptor.name}' hits its value within {shown(error['mean_abs_error'])} on average "
+        f"(max {shown(error['max_abs_error'])}{moves}; others at their defaults)"
+    )
+    reached = error.get("achieved_range")
+    if reached is not None:
+        span = f" {descriptor.unit}" if descriptor.unit else ""
+        line += (
+            f"; reaches {reached[0]:.4g}–{reached[1]:.4g}{span} of its {descriptor.low:.4g}–"
+            f"{descriptor.high:.4g}{span}"
+        )
+    return line
+
+
+def achieved_range(mapper: Mapper, name: str) -> tuple[float, float] | None:
+    """The values a measured slider reaches over its range (others at their defaults), when recorded."""
+    error = (mapper.metadata.get("figures", {}).get("metric_slider_errors") or {}).get(name)
+    if not error or error.get("achieved_range") is None:
+        return None
+    low, high = error["achieved_range"]
+    return float(low), float(high)
 
 
 def stack_values(mapper: Mapper, values: dict[str, float] | Sequence[float]) -> np.ndarray:

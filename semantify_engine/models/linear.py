@@ -102,8 +102,8 @@ class LinearMorphableModel:
         measure = self.plausibility_measure
         if measure is None:
             raise CoefficientError(
-                f"Model '{self.name}' ({self.kind}) has no source population to judge shapes by: its "
-                "coefficients are bounded blendshape weights."
+                f"Model '{self.name}' ({self.kind}) has no source population to judge shapes by (bounded "
+                "blendshape weights, or a custom model's own shape keys)."
             )
         return measure.percentile(self.check_coefficients(coefficients))
 

@@ -18,7 +18,8 @@ above 99: outside it).
   the bank as a quantile table, and turns a score into a percentile.
 - **Other models with a standard deviation per component** (SMPL-family betas, a PCA of heads): their
   prior is the Gaussian with that std, so the score is ‖c / std‖ and the percentile is its chi distribution.
-- **Bounded blendshape weights** (expressions) have no population: no plausibility.
+- **Bounded blendshape weights** (expressions) and **custom models** (a mesh's own shape keys, whose
+  std is a placeholder) have no known population: no plausibility.
 
 numpy only (the sidebar calls it on every slider move); training uses :meth:`Plausibility.torch_score`.
 """
@@ -150,14 +151,22 @@ class Plausibility:
 
 
 def plausibility_of(model: LinearMorphableModel) -> Plausibility | None:
-    """The model's plausibility, or None for bounded blendshape models (expressions), which have none."""
+    """The model's plausibility, or None for bounded blendshape models (expressions) and custom models,
+    whose population is unknown."""
     std = model.std.astype(np.float64)
     bank = model.bank
     if bank is not None and bank.plausibility.get("method") == BANK_METHOD:
         return bank_plausibility(bank, std)
-    if model.coefficient_bounds is not None:
+    if model.coefficient_bounds is not None or model.kind == "custom":
         return None
     return Plausibility(method=GAUSSIAN_METHOD, std=std)
+
+
+def unit_prior(component_count: int) -> Plausibility:
+    """The Gaussian prior of ``component_count`` unit-variance coefficients: what a user's SMPL-family model
+    has (its betas are unit-variance; :mod:`.user_models` gives them std 1), known without loading the model
+    (which goes through smplx and torch)."""
+    return Plausibility(method=GAUSSIAN_METHOD, std=np.ones(component_count))
 
 
 def bank_plausibility(bank: SourceBank, std: np.ndarray) -> Plausibility:
