@@ -15,7 +15,8 @@ A mapper file is one ``.npz`` read with ``allow_pickle=False``:
   training (inputs are z-scored, outputs are predicted z-scored and mapped back).
 - ``weight_0`` … ``weight_{L-1}`` with shape (in, out) (the transpose of torch's ``Linear.weight``, so the
   forward pass is ``x @ W + b``), and ``bias_0`` … ``bias_{L-1}`` (out,); ReLU between layers, none after the
-  last.
+  last. Trained weights are rounded to float16 precision and stored as float16 (they load as float32):
+  half the bytes of a file the extension ships, for answers that differ by about 1e-3 std.
 """
 
 from __future__ import annotations
@@ -381,7 +382,8 @@ def save_mapper(mapper: Mapper, path: str | os.PathLike[str]) -> Path:
         "layers": [list(w.shape) for w, _ in mapper.weights],
         "checksum": mapper.checksum(),
     }
-    return npzfile.write(path, MAPPER_FILE, header, dict(mapper._named_arrays()))
+    arrays = {name: npzfile.compact(array) for name, array in mapper._named_arrays()}
+    return npzfile.write(path, MAPPER_FILE, header, arrays)
 
 
 def read_mapper_header(path: str | os.PathLike[str]) -> dict[str, Any]:

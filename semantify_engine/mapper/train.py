@@ -498,8 +498,11 @@ def _export(
     settings: TrainingSettings,
     guard_figures: dict[str, Any] | None = None,
 ) -> Mapper:
-    """The trained network (with its plausibility guard merged in, if any) as a numpy :class:`Mapper`."""
-    weights = tuple(layers)
+    """The trained network (with its plausibility guard merged in, if any) as a numpy :class:`Mapper`, its
+    weights rounded to float16 precision (stored in half the bytes; see :mod:`.mapper`)."""
+    weights = tuple(
+        (w.astype(np.float16).astype(np.float32), b.astype(np.float16).astype(np.float32)) for w, b in layers
+    )
     training = {
         **settings.to_json(),
         "architecture": "mlp",

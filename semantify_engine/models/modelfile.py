@@ -77,16 +77,9 @@ def save_model(model: LinearMorphableModel, path: str | os.PathLike[str]) -> Pat
     if model.attributes is not None:
         header["attributes"] = model.attributes.header()
         arrays["attribute_weights"] = model.attributes.weights
-    return npzfile.write(path, MODEL_FILE, header, {name: compact(array) for name, array in arrays.items()})
-
-
-def compact(array: np.ndarray) -> np.ndarray:
-    """``array`` as float16 when that loses nothing (every value is a float16 number), else as it is."""
-    if array.dtype != np.float32 or array.size == 0:
-        return array
-    with np.errstate(over="ignore"):
-        half = array.astype(np.float16)
-    return half if np.array_equal(half.astype(np.float32), array) else array
+    return npzfile.write(
+        path, MODEL_FILE, header, {name: npzfile.compact(array) for name, array in arrays.items()}
+    )
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
