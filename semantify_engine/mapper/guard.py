@@ -42,7 +42,9 @@ HOLD_WEIGHT = 20.0
 """Weight of the guard's squared output (normalised coefficient units) where it should do nothing."""
 GUARD_WIDTH = 128
 """Units per hidden layer of the guard (the mapper's own has 800 and 500)."""
-GUARD_EPOCHS = 20
+GUARD_STEPS = 3000
+"""Adam steps of the guard, whatever the data's size (20 epochs of 6000 samples): on a few hundred samples,
+epochs would give the hold term too few steps to keep the sweeps exact."""
 GUARD_LR = 1e-3
 GUARD_BATCH = 32
 ANCHORS = 32
@@ -104,36 +106,35 @@ def fit_guard(
         return torch.relu(plausibility.torch_score(real) - limit)
 
     penalty_total = hold_total = 0.0
-    for _ in range(GUARD_EPOCHS):
-        order = torch.randperm(len(rows), generator=generator)
-        penalty_total = hold_total = 0.0
-        for start in range(0, len(rows), GUARD_BATCH):
-            held = torch.cat(
-                [rows[order[start : start + GUARD_BATCH]], _sweeps(low, high, default, generator)]
-            )
-            probes = _probes(low, high, default, generator)
-            everything = torch.cat([held, probes])
-            with torch.no_grad():
-                base = network(everything)
-            correction = guard(everything)
-            penalty = torch.mean(excess(base + correction) ** 2)
-            hold = torch.mean(correction[: len(held)] ** 2)
-            loss = PENALTY_WEIGHT * penalty + HOLD_WEIGHT * hold
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+    last_steps = max(1, GUARD_STEPS // 20)  # the losses reported: the mean over the last 5 % of steps
+    order, start = torch.randperm(len(rows), generator=generator), 0
+    for step in range(GUARD_STEPS):
+        if start >= len(rows):
+            order, start = torch.randperm(len(rows), generator=generator), 0
+        held = torch.cat([rows[order[start : start + GUARD_BATCH]], _sweeps(low, high, default, generator)])
+        start += GUARD_BATCH
+        everything = torch.cat([held, _probes(low, high, default, generator)])
+        with torch.no_grad():
+            base = network(everything)
+        correction = guard(everything)
+        penalty = torch.mean(excess(base + correction) ** 2)
+        hold = torch.mean(correction[: len(held)] ** 2)
+        loss = PENALTY_WEIGHT * penalty + HOLD_WEIGHT * hold
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if step >= GUARD_STEPS - last_steps:
             penalty_total += float(penalty.detach())
             hold_total += float(hold.detach())
-    steps = max(1, -(-len(rows) // GUARD_BATCH))
     figures = {
         "region": TRAINING_REGION,
         "score_limit": limit,
         "hidden": [GUARD_WIDTH] * (depth - 1),
-        "epochs": GUARD_EPOCHS,
+        "steps": GUARD_STEPS,
         "penalty_weight": PENALTY_WEIGHT,
         "hold_weight": HOLD_WEIGHT,
-        "last_epoch_penalty": penalty_total / steps,
-        "last_epoch_hold": hold_total / steps,
+        "final_penalty": penalty_total / last_steps,
+        "final_hold": hold_total / last_steps,
     }
     return guard.eval(), figures
 
