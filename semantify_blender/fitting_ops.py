@@ -278,8 +278,13 @@ def photo_job(context: Any, obj: bpy.types.Object, photo: str, crop: str) -> Bac
     state = obj.semantify
     mapper = sliders.mapper_of(obj)
     if not any(descriptor.kind == "word" for descriptor in mapper.descriptors):
+        kinds = (
+            "measurement and attribute"
+            if any(d.kind == "attribute" for d in mapper.descriptors)
+            else "measurement"
+        )
         raise fit_error(
-            f"The mapper {sliders.mapper_label(state.mapper_path)} has only measurement sliders "
+            f"The mapper {sliders.mapper_label(state.mapper_path)} has only {kinds} sliders "
             f"({', '.join(mapper.descriptor_names)}); a photo gives CLIP word scores, not measurements. "
             "Use Fit Measurements, or a mapper with word sliders (Build Mapper, Add Word)."
         )
