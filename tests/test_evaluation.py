@@ -80,3 +80,65 @@ def test_expressiveness_finds_reachable_shapes_and_beats_fewer_raw_sliders(capsu
     two = NoDepth(["height", "width"], gain=0.5)
     fewer = expressiveness(capsule, two, targets)
     assert fewer["semantic_sliders_mm_mean"] > 1.0, "without a depth slider the depth cannot be reached"
+
+
+# ------------------------------------------------------------------- attributes, plausibility, words
+@dataclass(frozen=True)
+class KindSlider(Slider):
+    kind: str = "attribute"
+    unit: str = ""
+
+
+class KindSliders(LinearSliders):
+    def __init__(self, names: list[str], kinds: list[str], gain: float = 1.0) -> None:
+        self.descriptors = [KindSlider(n, -2.0, 2.0, 0.0, k) for n, k in zip(names, kinds, strict=True)]
+        self.gain = gain
+
+
+def test_attribute_fidelity_and_word_agreement_read_the_models_regressor() -> None:
+    """The banked capsule's settings are known functions of its coefficients: gender = 0.5 + 0.2 c0."""
+    from conftest import banked_capsule
+
+    from semantify_engine.evaluation.fidelity import DescriptorReader, descriptor_fidelity
+    from semantify_engine.evaluation.semantic import word_attribute_agreement
+
+    model = banked_capsule()
+    mapper = KindSliders(["c0", "c1", "c2"], ["word", "word", "word"])
+    agreement = word_attribute_agreement(model, mapper)
+    assert agreement["c0"]["gender"]["rank_correlation"] == pytest.approx(1.0)
+    assert agreement["c0"]["gender"]["change"] == pytest.approx(0.8, abs=0.01)  # 0.2 * 4 over a range of 1
+    assert abs(agreement["c0"]["muscle"]["change"]) < 0.01, "muscle follows c2, not c0"
+    assert agreement["c2"]["muscle"]["rank_correlation"] == pytest.approx(1.0)
+
+    class Gender(KindSliders):  # one attribute slider whose value is gender: c0 = (gender - 0.5) / 0.2
+        def coefficients(self, values: np.ndarray) -> np.ndarray:
+            values = np.atleast_2d(np.asarray(values, np.float32))
+            return np.hstack([(values - 0.5) / 0.2, np.zeros((len(values), 2), np.float32)])
+
+    gender = Gender(["gender"], ["attribute"])
+    gender.descriptors = [KindSlider("gender", 0.2, 0.8, 0.5)]
+    figures = descriptor_fidelity(model, gender, DescriptorReader(model), kinds=("attribute",))["gender"]
+    assert figures["mean_abs_error"] < 1e-3 and figures["achieved_range"] == pytest.approx(
+        [0.2, 0.8], abs=1e-3
+    )
+
+
+def test_a_shipped_mapper_is_evaluated_without_its_dataset(tmp_path) -> None:
+    """Shipped mappers record no dataset: every figure that needs none, and a note for the others."""
+    from semantify_engine.evaluation.evaluate import evaluate_mapper
+    from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
+    from semantify_engine.models.plausibility import REGION
+
+    figures = evaluate_mapper(
+        DEFAULT_MAPPER_DIR / "anny-body-attributes.npz", tmp_path, pictures=False, say=lambda _: None
+    )
+    assert "held_out" not in figures and "sweep" not in figures and "--dataset" in figures["notes"][0]
+    plausibility = figures["plausibility"]
+    assert plausibility["corners"]["count"] == 2 ** len(figures["descriptors"])
+    assert plausibility["inside"] and plausibility["worst"] <= REGION, "shipped sliders stay plausible"
+    attributes = figures["attribute_fidelity"]
+    assert set(attributes) == {"gender", "age", "muscle", "weight", "proportions"}
+    assert attributes["age"]["unit"] == "years" and attributes["age"]["mean_abs_error"] < 6.0
+    assert figures["metric_fidelity"]["height"]["mean_abs_error"] < 0.010
+    report = (tmp_path / "report.md").read_text()
+    assert "## Plausibility" in report and "## Attribute fidelity" in report and "Note: no dataset" in report
