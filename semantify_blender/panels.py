@@ -16,21 +16,16 @@ from .engine import import_engine
 from .operators import default_mapper_items, semantify_object
 from .sliders import mapper_label
 
-NARROWER = 0.95
-"""A slider whose reach is less than this share of its range says how far it goes."""
-
 
 def reach_text(slider: Any) -> str:
-    """'reaches 64.4–107.0 cm' for a measured slider that stops short of its range (plausibility wins
-    there), else an empty string."""
-    span = slider.high - slider.low
-    reach = slider.reach_high - slider.reach_low
-    if slider.kind == "word" or span <= 0 or reach >= NARROWER * span:
-        return ""
-    if slider.unit == "m":
-        return f"    reaches {slider.reach_low * 100:.1f}–{slider.reach_high * 100:.1f} cm"
-    unit = f" {slider.unit}" if slider.unit else ""
-    return f"    reaches {slider.reach_low:.3g}–{slider.reach_high:.3g}{unit}"
+    """'plausible up to 107.0 cm (data to 121.7)' for a slider cut to its plausible reach, else ''."""
+    scale, unit = (100.0, " cm") if slider.unit == "m" else (1.0, f" {slider.unit}" if slider.unit else "")
+    parts = []
+    if slider.data_low < slider.low - 1e-6:
+        parts.append(f"from {slider.low * scale:.4g}{unit} (data from {slider.data_low * scale:.4g})")
+    if slider.data_high > slider.high + 1e-6:
+        parts.append(f"up to {slider.high * scale:.4g}{unit} (data to {slider.data_high * scale:.4g})")
+    return f"    plausible {' and '.join(parts)}" if parts else ""
 
 
 class _SemantifyPanel:

@@ -74,11 +74,11 @@ class SEMANTIFY_PG_slider(bpy.types.PropertyGroup):
     low: FloatProperty(name="Low", description="Descriptor value at position 0")
     high: FloatProperty(name="High", description="Descriptor value at position 1")
     default: FloatProperty(name="Default", description="The mapper's default value")
-    reach_low: FloatProperty(
-        name="Reaches From", description="Lowest value the slider reaches (others at their defaults)"
+    data_low: FloatProperty(
+        name="Data From", description="Lowest value of the training data (below Low when cut to its reach)"
     )
-    reach_high: FloatProperty(
-        name="Reaches To", description="Highest value the slider reaches (others at their defaults)"
+    data_high: FloatProperty(
+        name="Data To", description="Highest value of the training data (above High when cut to its reach)"
     )
 
 

@@ -114,8 +114,8 @@ def load_onto(obj: bpy.types.Object, reference: str, keep_values: bool = False) 
             item.low = descriptor.low
             item.high = descriptor.high
             item.default = descriptor.default
-            reach = mapper_module.achieved_range(mapper, descriptor.name) or (descriptor.low, descriptor.high)
-            item.reach_low, item.reach_high = reach
+            data = mapper_module.data_range(mapper, descriptor.name) or (descriptor.low, descriptor.high)
+            item.data_low, item.data_high = data
             item.value = kept.get(descriptor.name, descriptor.default)  # clamped to the range
     if not apply_reporting_status(obj):
         raise mapper_module.MapperError(state.status)

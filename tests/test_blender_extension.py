@@ -406,9 +406,10 @@ def test_the_sidebar_says_when_a_shape_leaves_the_plausible_region(glue, tmp_pat
     state.sliders["push"].position = 0.0
     assert state.plausibility <= 99.0
     shipped = add_body_with_default_mapper().semantify.sliders["waist"]
-    reach = glue.panels.reach_text(shipped)  # the waist stops short of its range: the sidebar says where
-    assert reach == f"    reaches {shipped.reach_low * 100:.1f}–{shipped.reach_high * 100:.1f} cm"
-    assert shipped.low < shipped.reach_low < shipped.reach_high < shipped.high
+    reach = glue.panels.reach_text(shipped)  # the waist is cut to its plausible reach: the sidebar says so
+    assert shipped.data_low == pytest.approx(shipped.low) and shipped.high < shipped.data_high - 0.05
+    assert reach == f"    plausible up to {shipped.high * 100:.4g} cm (data to {shipped.data_high * 100:.4g})"
+    assert glue.panels.reach_text(add_body_with_default_mapper().semantify.sliders["chest"]) == ""
 
 
 def test_slider_undo_restores_positions_and_shape(glue) -> None:

@@ -142,3 +142,34 @@ def test_a_shipped_mapper_is_evaluated_without_its_dataset(tmp_path) -> None:
     assert figures["metric_fidelity"]["height"]["mean_abs_error"] < 0.010
     report = (tmp_path / "report.md").read_text()
     assert "## Plausibility" in report and "## Attribute fidelity" in report and "Note: no dataset" in report
+
+
+@pytest.mark.parametrize("name", ["anny-body-measurements", "anny-body-male-measurements"])
+def test_shipped_measurement_sliders_do_what_they_say_at_both_ends(name) -> None:
+    """Every position of a shipped measurement slider gives a body that measures what it asks (within the
+    cutting tolerance), and a slider widened back to its data's range is cut again to where it was."""
+    from dataclasses import replace
+
+    from semantify_engine.evaluation.fidelity import DescriptorReader, descriptor_fidelity
+    from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
+    from semantify_engine.mapper.mapper import data_range, load_mapper
+    from semantify_engine.mapper.train import REACH_TOLERANCE, narrow_to_reach
+    from semantify_engine.models.registry import load
+    from semantify_engine.scoring.metrics import MetricScorer
+
+    mapper = load_mapper(DEFAULT_MAPPER_DIR / f"{name}.npz")
+    model = load(mapper.metadata["model"]["name"])
+    fidelity = descriptor_fidelity(model, mapper, DescriptorReader(model, MetricScorer.for_model(model)), 11)
+    for descriptor in mapper.descriptors:
+        row = fidelity[descriptor.name]
+        miss = np.abs(np.asarray(row["achieved"]) - np.asarray(row["requested"]))
+        assert miss.max() <= REACH_TOLERANCE * (descriptor.high - descriptor.low) * 1.25, descriptor.name
+    widened = data_range(mapper, "waist")
+    assert widened is not None, "the waist's data reaches past any plausible body: it was cut"
+    index = [d.name for d in mapper.descriptors].index("waist")
+    cut = mapper.descriptors[index]
+    descriptors = list(mapper.descriptors)
+    descriptors[index] = replace(cut, low=widened[0], high=widened[1])
+    again, narrowed = narrow_to_reach(replace(mapper, descriptors=tuple(descriptors)), model)
+    assert set(narrowed) == {"waist"}
+    assert again.descriptors[index].high == pytest.approx(cut.high, abs=1e-6)

@@ -451,6 +451,12 @@ def describe(mapper: Mapper) -> list[str]:
         error = errors.get(descriptor.name)
         if error is not None:
             lines.append(_slider_error_line(descriptor, error))
+    for name, ranges in (figures.get("narrowed_to_reach") or {}).items():
+        low, high = ranges["data_range"]
+        lines.append(
+            f"slider '{name}' ends where its plausible reach ends (its data spanned {low:.4g}–{high:.4g}): "
+            "past it no plausible body meets the request"
+        )
     plausibility = figures.get("plausibility")
     if plausibility and "skipped" not in plausibility:
         corners, random = plausibility["corners"], plausibility["random"]
@@ -494,12 +500,12 @@ def _slider_error_line(descriptor: Descriptor, error: dict[str, Any]) -> str:
     return line
 
 
-def achieved_range(mapper: Mapper, name: str) -> tuple[float, float] | None:
-    """The values a measured slider reaches over its range (others at their defaults), when recorded."""
-    error = (mapper.metadata.get("figures", {}).get("metric_slider_errors") or {}).get(name)
-    if not error or error.get("achieved_range") is None:
+def data_range(mapper: Mapper, name: str) -> tuple[float, float] | None:
+    """The range a slider's data spanned, when the slider was cut to its plausible reach (else None)."""
+    narrowed = (mapper.metadata.get("figures", {}).get("narrowed_to_reach") or {}).get(name)
+    if not narrowed:
         return None
-    low, high = error["achieved_range"]
+    low, high = narrowed["data_range"]
     return float(low), float(high)
 
 

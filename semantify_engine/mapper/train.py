@@ -823,6 +823,10 @@ def train_from_dataset(
         metadata=metadata,
         plausibility=kept_plausibility(model),
     )
+    if model is not None and measured and kept_plausibility(model) is not None:
+        mapper, narrowed = narrow_to_reach(mapper, model)
+        if narrowed:
+            extra_figures["narrowed_to_reach"] = narrowed
     if model is not None and measured:
         extra_figures["metric_slider_errors"] = metric_slider_errors(mapper, model)
     if model is not None and model.plausibility_measure is not None:
@@ -911,6 +915,49 @@ def _model_identity_for(
 
 
 # ------------------------------------------------------------------------------------------- evaluation
+REACH_STEPS = 41
+"""Positions along a sweep at which :func:`narrow_to_reach` reads what a slider reaches."""
+REACH_TOLERANCE = 0.04
+"""A slider's end is cut while its body misses what it asks by more than this share of the slider's range
+(22 mm on the bundled body's waist slider, 2.8 years on its age slider)."""
+
+
+def narrow_to_reach(mapper: Mapper, model: LinearMorphableModel) -> tuple[Mapper, dict[str, Any]]:
+    """Each measured slider's range cut to the positions whose bodies measure what they ask.
+
+    Where a request has no plausible body the guard wins and the slider stops short: past its reach more
+    slider adds nothing, or bends the body back and moves the other measurements (on the male body, a waist
+    asked past 1.07 m shrank the chest by 5 cm). So each end of a slider whose body misses its request
+    there (by more than :data:`REACH_TOLERANCE` of its range, the others at their defaults) moves in to
+    the last position that does not: every position does what it says, and a typed value past the new end
+    is clamped like any other. Returns the mapper and, per narrowed slider, its data range and its new range
+    (for ``mapper info`` and the sidebar)."""
+    from ..evaluation.fidelity import DescriptorReader, descriptor_fidelity
+    from ..scoring.metrics import MetricScorer
+
+    scorer = MetricScorer.for_model(model) if any(d.kind == "metric" for d in mapper.descriptors) else None
+    fidelity = descriptor_fidelity(model, mapper, DescriptorReader(model, scorer), REACH_STEPS)
+    descriptors, narrowed = list(mapper.descriptors), {}
+    for index, descriptor in enumerate(descriptors):
+        row = fidelity.get(descriptor.name)
+        if row is None:
+            continue
+        requested, achieved = np.asarray(row["requested"]), np.asarray(row["achieved"])
+        good = np.abs(achieved - requested) <= REACH_TOLERANCE * (descriptor.high - descriptor.low)
+        if not good.any():
+            continue  # a slider that misses everywhere is not one to cut: leave it as it is
+        first, last = int(np.argmax(good)), len(good) - 1 - int(np.argmax(good[::-1]))
+        low = descriptor.low if first == 0 else float(requested[first])
+        high = descriptor.high if last == len(good) - 1 else float(requested[last])
+        if (low, high) == (descriptor.low, descriptor.high) or not low <= descriptor.default <= high:
+            continue
+        narrowed[descriptor.name] = {"data_range": [descriptor.low, descriptor.high], "range": [low, high]}
+        descriptors[index] = replace(descriptor, low=low, high=high)
+    if not narrowed:
+        return mapper, {}
+    return replace(mapper, descriptors=tuple(descriptors)), narrowed
+
+
 def metric_slider_errors(mapper: Mapper, model: LinearMorphableModel, steps: int = 21) -> dict[str, Any]:
     """How well each measured slider hits its own value, and what it reaches: the figures that say a height
     slider means metres and an age slider years.
