@@ -54,7 +54,7 @@ def fit_error(message: str) -> Exception:
 
 
 def clear_caches() -> None:
-    _models.clear()
+    model_objects.clear_models()
 
 
 # ------------------------------------------------------------------------------------ the sliders
@@ -134,28 +134,7 @@ def requested_measurements(obj: bpy.types.Object) -> dict[str, float]:
 
 def measuring_model(context: Any, obj: bpy.types.Object) -> LinearMorphableModel | None:
     """The object's model, to measure the fitted shape; None when it cannot be had (the fit still runs)."""
-    state = obj.semantify
-    key = (state.model_source, state.model_checksum)
-    if key in _models:
-        return _models[key]
-    errors = import_engine("errors")
-    try:
-        if state.model_source == model_objects.SHAPE_KEY_SOURCE:
-            model = model_objects.model_from_object(obj, name=state.model_name)
-        else:
-            registry = import_engine("models.registry")
-            registry_spec = state.model_source
-            if registry_spec.endswith(".npz"):
-                registry_spec = bpy.path.abspath(registry_spec)
-            model = registry.load(registry_spec, model_dir=user_model_dir(context))
-    except (errors.SemantifyError, OSError):
-        return None
-    if model.checksum() != state.model_checksum:
-        return None
-    if len(_models) >= MODEL_CACHE_SIZE:
-        _models.pop(next(iter(_models)))
-    _models[key] = model
-    return model
+    return model_objects.model_of(obj, user_model_dir(context))
 
 
 def measurement_fit(context: Any, obj: bpy.types.Object, mapper: Mapper) -> FitResult:
@@ -300,8 +279,13 @@ def photo_job(context: Any, obj: bpy.types.Object, photo: str, crop: str) -> Bac
     state = obj.semantify
     mapper = sliders.mapper_of(obj)
     if not any(descriptor.kind == "word" for descriptor in mapper.descriptors):
+        kinds = (
+            "measurement and attribute"
+            if any(d.kind == "attribute" for d in mapper.descriptors)
+            else "measurement"
+        )
         raise fit_error(
-            f"The mapper {sliders.mapper_label(state.mapper_path)} has only measurement sliders "
+            f"The mapper {sliders.mapper_label(state.mapper_path)} has only {kinds} sliders "
             f"({', '.join(mapper.descriptor_names)}); a photo gives CLIP word scores, not measurements. "
             "Use Fit Measurements, or a mapper with word sliders (Build Mapper, Add Word)."
         )

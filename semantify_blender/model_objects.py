@@ -23,10 +23,15 @@ from .engine import import_engine
 
 if TYPE_CHECKING:
     from semantify_engine.models.linear import LinearMorphableModel
+    from semantify_engine.models.plausibility import Plausibility
 
 # Blender refuses shape-key slider limits outside [-10, 10]; a weight outside the slider range is clamped.
 SHAPE_KEY_LIMIT = 10.0
 SHAPE_KEY_SOURCE = "shape keys"
+MODEL_CACHE_SIZE = 4
+
+_models: dict[tuple[str, str, str | None], LinearMorphableModel | None] = {}  # (source, checksum, folder)
+_plausibility: dict[tuple[str, str], Plausibility | None] = {}  # (source, checksum) -> its judge
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,57 @@ def identity_of(obj: bpy.types.Object) -> ModelIdentity:
     """The identity stored on a Semantify object, shaped like a model for the engine's checks."""
     state = obj.semantify
     return ModelIdentity(state.model_name, state.vertex_count, state.component_count, state.model_checksum)
+
+
+# ---------------------------------------------------------------------------------- object → model
+def model_of(obj: bpy.types.Object, model_dir: str | None = None) -> LinearMorphableModel | None:
+    """The model an object was made from (to measure a fitted shape, to judge its plausibility), loaded once
+    and cached; None when it cannot be had (a model file that moved, a user model folder not set)."""
+    state = obj.semantify
+    key = (state.model_source, state.model_checksum, model_dir)  # a failure is retried in another folder
+    if key in _models:
+        return _models[key]
+    errors = import_engine("errors")
+    try:
+        if state.model_source == SHAPE_KEY_SOURCE:
+            model = model_from_object(obj, name=state.model_name)
+        else:
+            registry = import_engine("models.registry")
+            spec = state.model_source
+            if spec.endswith(".npz"):
+                spec = bpy.path.abspath(spec)
+            model = registry.load(spec, model_dir=model_dir)
+    except (errors.SemantifyError, OSError):
+        model = None
+    if model is not None and model.checksum() != state.model_checksum:
+        model = None
+    if len(_models) >= MODEL_CACHE_SIZE:
+        _models.pop(next(iter(_models)))
+    _models[key] = model
+    return model
+
+
+def plausibility_of(obj: bpy.types.Object, model_dir: str | None = None) -> Plausibility | None:
+    """What judges the object's shapes (:mod:`semantify_engine.models.plausibility`), once per model; None
+    for a mesh's own shape keys. A user's SMPL-family model gets its unit-variance prior without being
+    loaded (loading goes through smplx and torch, which the slider path never imports)."""
+    state = obj.semantify
+    key = (state.model_source, state.model_checksum)
+    if key in _plausibility:
+        return _plausibility[key]
+    measure = None
+    if state.model_source in import_engine("models.user_models").USER_MODEL_NAMES:
+        measure = import_engine("models.plausibility").unit_prior(state.component_count)
+    elif state.model_source != SHAPE_KEY_SOURCE:
+        model = model_of(obj, model_dir)
+        measure = None if model is None else model.plausibility_measure
+    _plausibility[key] = measure
+    return measure
+
+
+def clear_models() -> None:
+    _models.clear()
+    _plausibility.clear()
 
 
 # ------------------------------------------------------------------------------------- model → object

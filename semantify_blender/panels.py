@@ -12,8 +12,20 @@ from typing import Any
 import bpy
 
 from . import clip_status, jobs, rig
+from .engine import import_engine
 from .operators import default_mapper_items, semantify_object
 from .sliders import mapper_label
+
+
+def reach_text(slider: Any) -> str:
+    """'plausible up to 107.0 cm (data to 121.7)' for a slider cut to its plausible reach, else ''."""
+    scale, unit = (100.0, " cm") if slider.unit == "m" else (1.0, f" {slider.unit}" if slider.unit else "")
+    parts = []
+    if slider.data_low < slider.low - 1e-6:
+        parts.append(f"from {slider.low * scale:.4g}{unit} (data from {slider.data_low * scale:.4g})")
+    if slider.data_high > slider.high + 1e-6:
+        parts.append(f"up to {slider.high * scale:.4g}{unit} (data to {slider.data_high * scale:.4g})")
+    return f"    plausible {' and '.join(parts)}" if parts else ""
 
 
 class _SemantifyPanel:
@@ -85,8 +97,16 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
             split = row.row(align=True)
             split.scale_x = 0.6
             split.prop(slider, "value", text="")
-            if slider.unit != "cosine":
+            if slider.unit not in ("cosine", ""):
                 split.label(text=slider.unit)
+            reach = reach_text(slider)
+            if reach:
+                column.label(text=reach)
+        if state.plausibility > import_engine("models.plausibility").REGION:
+            layout.label(
+                text=f"Outside the plausible region: rarer than {state.plausibility:.1f} % of source bodies",
+                icon="INFO",
+            )
         row = layout.row(align=True)
         row.operator("semantify.reset_sliders", text="Reset", icon="LOOP_BACK")
         row.operator("semantify.randomise_sliders", text="Random", icon="RNDCURVE")

@@ -69,11 +69,17 @@ class SEMANTIFY_PG_slider(bpy.types.PropertyGroup):
         set=_set_value,
         options=set(),  # derived from the position: not stored, not animatable (key the position)
     )
-    kind: StringProperty(name="Kind", description="word or metric")
+    kind: StringProperty(name="Kind", description="word, metric or attribute")
     unit: StringProperty(name="Unit")
     low: FloatProperty(name="Low", description="Descriptor value at position 0")
     high: FloatProperty(name="High", description="Descriptor value at position 1")
     default: FloatProperty(name="Default", description="The mapper's default value")
+    data_low: FloatProperty(
+        name="Data From", description="Lowest value of the training data (below Low when cut to its reach)"
+    )
+    data_high: FloatProperty(
+        name="Data To", description="Highest value of the training data (above High when cut to its reach)"
+    )
 
 
 class SEMANTIFY_PG_object(bpy.types.PropertyGroup):
@@ -102,6 +108,12 @@ class SEMANTIFY_PG_object(bpy.types.PropertyGroup):
     sliders: CollectionProperty(type=SEMANTIFY_PG_slider)
     status: StringProperty(
         name="Status", description="Why the sliders last failed to update the shape (empty when fine)"
+    )
+    plausibility: FloatProperty(
+        name="Plausibility",
+        description="Percentile of the model's source bodies more typical than the current shape (99: the "
+        "edge of the plausible region; -1: the model has no source population)",
+        default=-1.0,
     )
     follow_shape: BoolProperty(
         name="Follow Shape",

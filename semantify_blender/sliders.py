@@ -1,7 +1,8 @@
 """The slider path: slider positions → mapper (numpy) → shape-key weights. Nothing else runs per move.
 
-A slider move costs one ``foreach_get`` of the positions, one small MLP in numpy and one ``foreach_set``
-of the weights: no shape key is created, no model is loaded, no torch. Mappers are read from their files
+A slider move costs one ``foreach_get`` of the positions, one small MLP in numpy, one ``foreach_set`` of the
+weights and the shape's plausibility (numpy, a fraction of a millisecond; the sidebar says when a shape
+leaves the plausible region): no shape key is created, no torch. Mappers are read from their files
 once and cached by path (and re-read only when the file changes on disk), so the first move after
 opening a .blend loads the mapper and the others reuse it.
 
@@ -23,7 +24,8 @@ from bpy.app.handlers import persistent
 
 from . import rig
 from .engine import import_engine
-from .model_objects import identity_of
+from .model_objects import identity_of, plausibility_of
+from .preferences import user_model_dir
 
 if TYPE_CHECKING:
     from semantify_engine.mapper.mapper import Mapper
@@ -112,6 +114,8 @@ def load_onto(obj: bpy.types.Object, reference: str, keep_values: bool = False) 
             item.low = descriptor.low
             item.high = descriptor.high
             item.default = descriptor.default
+            data = mapper_module.data_range(mapper, descriptor.name) or (descriptor.low, descriptor.high)
+            item.data_low, item.data_high = data
             item.value = kept.get(descriptor.name, descriptor.default)  # clamped to the range
     if not apply_reporting_status(obj):
         raise mapper_module.MapperError(state.status)
@@ -174,7 +178,23 @@ def apply(obj: bpy.types.Object) -> np.ndarray:
     coefficients = mapper.coefficients(values_at(mapper, positions))
     write_weights(obj, coefficients)
     _last_applied[obj.as_pointer()] = positions.tobytes()
+    record_plausibility(obj, coefficients)
     return coefficients
+
+
+def record_plausibility(obj: bpy.types.Object, coefficients: np.ndarray) -> None:
+    """Store the shape's population percentile on the object for the sidebar (-1 when unknown); written
+    only when it changes, so a redraw is not asked for on every move."""
+    errors = import_engine("errors")
+    measure = plausibility_of(obj, user_model_dir())
+    value = -1.0
+    if measure is not None:
+        try:
+            value = float(measure.percentile(coefficients[None, :])[0])
+        except errors.SemantifyError:
+            value = -1.0
+    if abs(obj.semantify.plausibility - value) > 0.05:
+        obj.semantify.plausibility = value
 
 
 def write_weights(obj: bpy.types.Object, coefficients: np.ndarray) -> None:

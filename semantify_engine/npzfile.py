@@ -46,6 +46,16 @@ def write(
     return path
 
 
+def compact(array: np.ndarray) -> np.ndarray:
+    """``array`` as float16 when that loses nothing (every value is a float16 number), else as it is: exact
+    float16 numbers stored in float32 waste half their bytes, and they load back as float32 unchanged."""
+    if array.dtype != np.float32 or array.size == 0:
+        return array
+    with np.errstate(over="ignore"):
+        half = array.astype(np.float16)
+    return half if np.array_equal(half.astype(np.float32), array) else array
+
+
 def read(path: str | os.PathLike[str], kind: FileKind, header_only: bool = False) -> tuple[dict, dict]:
     """``(header, arrays)`` of a file of ``kind`` (arrays empty with ``header_only``), or a clear error."""
     path = Path(path)

@@ -54,6 +54,12 @@ DEFAULT_METRIC_DESCRIPTORS = {
     "face-expression": ("mouth_opening", "eye_opening", "brow_height", "jaw_drop"),
     "head-shape": ("head_circumference", "face_height", "head_width"),
 }
+# A body whose dataset carries attributes (a model with a source bank) gets MakeHuman's shape settings, with
+# the height measurement (metres) where MakeHuman's height setting would be. Not the girths as well: with
+# nine sliders a sweep of muscle holds the chest, waist and hips requests at their medians, and anny fitted
+# to those bodies read muscle 0.11 off on average (0.04 without the girths) and moved gender by 18 %. The
+# girths ship as a mapper of their own (tools/build_default_mappers.py).
+DEFAULT_ATTRIBUTE_SLIDERS = ("gender", "age", "muscle", "weight", "height", "proportions")
 Say = Callable[[str], None]
 ProgressFactory = Callable[[int, int], AbstractContextManager[Any]]
 TrainingProgressFactory = Callable[[], AbstractContextManager[Any]]
@@ -61,8 +67,9 @@ TrainingProgressFactory = Callable[[], AbstractContextManager[Any]]
 
 
 def default_build_components(model: LinearMorphableModel, scheme: str | None = None) -> int:
-    """How many components a build samples: all of a body's (≤ 30), all of an expression model's when they
-    are sampled sparsely (its default scheme), the paper's 10 otherwise.
+    """How many components a build samples: all of them when drawn from the model's source bank (bank
+    bodies are whole bodies), all of a body's (≤ 30) otherwise, all of an expression model's when they are
+    sampled sparsely (its default scheme), the paper's 10 otherwise.
 
     Measured on the bundled body (3000 samples, height/chest/waist/hips sliders): sampling only the first
     10 components leaves waist and hips correlated at r = 0.984 and the waist slider misses by 52 mm on
@@ -70,9 +77,12 @@ def default_build_components(model: LinearMorphableModel, scheme: str | None = N
     ARKit blendshapes move only the jaw and mouth (the eye-opening slider spanned 0.16 mm, brows did not
     move at all); all 52 at once make faces no one pulls, a few at a time (``sparse``) make expressions.
     """
+    scheme = scheme or default_scheme(model)
+    if scheme == "bank":
+        return model.component_count
     if model.kind == "body":
         return min(model.component_count, 30)
-    if (scheme or default_scheme(model)) == "sparse":
+    if scheme == "sparse":
         return model.component_count
     return min(model.component_count, 10)
 
@@ -203,18 +213,22 @@ def select_descriptors(
             "correlation_threshold": float(selector.correlation_threshold_),
             "filtered": {name: str(reason) for name, reason in selector.filtered_.items()},
         }
+    attribute_names = list((settings.get("attributes") or {}).get("names", []))
     spread = np.ptp(data["metrics"], axis=0) if "metrics" in data else np.zeros(len(metric_names))
     still = {name for name, value in zip(metric_names, spread, strict=True) if value <= 1e-6}
-    defaults = [
-        name
-        for name in DEFAULT_METRIC_DESCRIPTORS.get(model.kind, ())
-        if name in metric_names and name not in still
-    ]
+    if "attributes" in data:
+        spread = np.ptp(data["attributes"], axis=0)
+        still |= {name for name, value in zip(attribute_names, spread, strict=True) if value <= 1e-6}
+    measurable = [*metric_names, *attribute_names]
+    wanted = DEFAULT_METRIC_DESCRIPTORS.get(model.kind, ())
+    if model.kind == "body" and attribute_names:
+        wanted = DEFAULT_ATTRIBUTE_SLIDERS
+    defaults = [name for name in wanted if name in measurable and name not in still]
     chosen = list(dict.fromkeys([*options.forced, *defaults]))
     if options.n_descriptors is not None:
-        extra = [name for name in metric_names if name not in chosen]
+        extra = [name for name in measurable if name not in chosen]
         chosen = (chosen + extra)[: options.n_descriptors]
-    unknown = [name for name in chosen if name not in metric_names]
+    unknown = [name for name in chosen if name not in measurable]
     if unknown or not chosen:
         raise SemantifyError(
             f"No word sliders without CLIP weights, and model '{model.name}' has no measurement sliders "
@@ -223,7 +237,8 @@ def select_descriptors(
             "SEMANTIFY_CLIP_PRETRAINED) to build word sliders."
         )
     notes = {name: "does not vary in this dataset" for name in sorted(still)}
-    return {"kind": "measurements", "selected": chosen, "filtered": notes}
+    kind = "measurements and attributes" if set(chosen) & set(attribute_names) else "measurements"
+    return {"kind": kind, "selected": chosen, "filtered": notes}
 
 
 def _train_stage(

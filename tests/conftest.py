@@ -16,11 +16,14 @@ import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from semantify_engine.models import LinearMorphableModel
+from semantify_engine.models.bank import Setting, SourceBank, fit_attribute_regressor
+from semantify_engine.models.plausibility import BANK_METHOD, Plausibility, calibration
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = "bl_ext.user_default.semantify"  # the extension as Blender names it once installed
@@ -63,6 +66,43 @@ def make_capsule_model(rings: int = 48, levels: int = 40) -> LinearMorphableMode
 @pytest.fixture(scope="session")
 def capsule() -> LinearMorphableModel:
     return make_capsule_model()
+
+
+# The capsule with a source bank: two sub-populations, and MakeHuman-like settings that are known quadratic
+# functions of the coefficients, so attribute and plausibility code has a truth to be checked against.
+NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
+SETTINGS = tuple(Setting(n, "years" if n == "age" else "", 0.0, 90.0 if n == "age" else 1.0) for n in NAMES)
+
+
+def population(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Capsule coefficients from two sub-populations, and settings that are known functions of them."""
+    rng = np.random.default_rng(seed)
+    coefficients = np.concatenate(
+        [rng.normal(0, 1, (count // 2, 3)), rng.uniform(-2, 2, (count - count // 2, 3))]
+    )
+    a, b, c = coefficients.T
+    settings_ = np.stack(
+        [a * 0.2 + 0.5, 40 + 10 * b, 0.5 + 0.1 * c, 0.5 + 0.05 * a * b, 0.5 + 0.1 * a, 0.5 - 0.1 * c], 1
+    )
+    return coefficients.astype(np.float32), settings_.astype(np.float32)
+
+
+def banked_capsule(count: int = 1200) -> LinearMorphableModel:
+    """The capsule with a source bank (calibrated on a held-out population) and an attribute regressor."""
+    capsule = make_capsule_model()
+    coefficients, labels = population(count, 1)
+    raw = Plausibility(method=BANK_METHOD, std=capsule.std.astype(np.float64), bank=coefficients)
+    held, _ = population(600, 2)
+    bank = SourceBank(
+        coefficients=coefficients,
+        settings=labels,
+        setting_specs=SETTINGS,
+        populations=np.repeat([0, 1], [count // 2, count - count // 2]),
+        population_names=("normal", "uniform"),
+        plausibility=calibration(raw, held),
+    )
+    regressor = fit_attribute_regressor(coefficients, labels, SETTINGS, quadratic_components=3)
+    return replace(capsule, name="banked-capsule", bank=bank, attributes=regressor)
 
 
 TINY_CLIP_NAME = "semantify-tiny-test-clip"

@@ -24,6 +24,7 @@ from semantify_engine.cli.worker import Worker
 from semantify_engine.mapper import load_mapper, save_mapper
 from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR, default_mappers, default_mappers_for
 from semantify_engine.models import load
+from semantify_engine.pipeline import DEFAULT_ATTRIBUTE_SLIDERS
 
 PYTHON = sys.executable
 WORKER = Worker("python", PYTHON, "the test's Python")
@@ -104,7 +105,7 @@ def test_build_job_shows_progress_and_finishes_with_a_mapper(tmp_path: Path) -> 
     assert seen[-1].message == "finished" and job.returncode == 0
     path = job.result()
     assert path == out / "mapper.npz"
-    assert load_mapper(path).descriptor_names == ("height", "chest", "waist", "hips")
+    assert load_mapper(path).descriptor_names == DEFAULT_ATTRIBUTE_SLIDERS
     assert job.summary()["mapper"] == str(path)
 
 
@@ -185,12 +186,11 @@ def test_add_word_job_retrains_with_the_word_in_a_real_process(capsule, tiny_spe
 # ---------------------------------------------------------------------------------- default mappers
 def test_shipped_mappers_match_the_bundled_models_and_record_no_dataset_folder() -> None:
     shipped = {entry.name: entry for entry in default_mappers()}
-    assert {"anny-body-measurements", "anny-body-male-measurements", "anny-body-female-measurements"} <= set(
-        shipped
-    )
+    bodies = ("anny-body", "anny-body-male", "anny-body-female")
+    assert {f"{body}-{kind}" for body in bodies for kind in ("attributes", "measurements")} <= set(shipped)
     for entry in shipped.values():
         model = load(entry.model_name)
-        assert default_mappers_for(model.checksum()) == [entry]
+        assert entry in default_mappers_for(model.checksum())
         mapper = load_mapper(entry.path)  # a complete file: its own checksum holds
         assert mapper.model_info["checksum"] == model.checksum()
         dataset = mapper.metadata["dataset"]
@@ -202,7 +202,12 @@ def test_shipped_mappers_match_the_bundled_models_and_record_no_dataset_folder()
         assert np.all(np.isfinite(model.vertices(mapper.coefficients(values))))
     body = shipped["anny-body-measurements"]
     assert body.descriptors == ("height", "chest", "waist", "hips") and body.kind == "measurements"
-    assert default_mappers_for("anny-body") == [body]  # a person may type the name
+    attributes = shipped["anny-body-attributes"]
+    assert (
+        attributes.descriptors == DEFAULT_ATTRIBUTE_SLIDERS
+        and attributes.kind == "attributes and measurements"
+    )
+    assert default_mappers_for("anny-body") == [attributes, body]  # a person may type the name
     assert default_mappers_for("0000000000000000") == []
     assert DEFAULT_MAPPER_DIR.name == "mappers"
 

@@ -34,6 +34,7 @@ from recording_layout import RecordingLayout
 
 from semantify_engine.mapper import Descriptor, Mapper, load_mapper, model_identity, save_mapper
 from semantify_engine.models import load, load_model
+from semantify_engine.pipeline import DEFAULT_ATTRIBUTE_SLIDERS
 
 bpy = pytest.importorskip("bpy")
 
@@ -396,6 +397,46 @@ def test_default_mapper_gives_the_bundled_body_measurement_sliders_with_zero_set
     expected = model.vertices(mapper.coefficients(values))
     assert np.abs(evaluated_vertices(obj) - expected).max() < 1e-5
     assert state.status == ""
+    assert 0.0 <= state.plausibility <= 99.0, "the shipped sliders stay inside the plausible region"
+    assert bpy.ops.semantify.load_default_mapper(mapper="anny-body-attributes") == {"FINISHED"}
+    assert tuple(slider.name for slider in state.sliders) == DEFAULT_ATTRIBUTE_SLIDERS
+    units = {slider.name: slider.unit for slider in state.sliders}
+    assert units["height"] == "m" and units["age"] == "years" and units["muscle"] == ""
+    state.sliders["age"].value = 30.0  # years
+    attributes = load_mapper(SHIPPED / "anny-body-attributes.npz")
+    values = np.array([slider.value for slider in state.sliders], dtype=np.float32)
+    assert np.abs(evaluated_vertices(obj) - model.vertices(attributes.coefficients(values))).max() < 1e-5
+
+
+def test_the_sidebar_says_when_a_shape_leaves_the_plausible_region(glue, tmp_path: Path) -> None:
+    """A mapper that pushes one component 12 std out: the object's plausibility follows the slider."""
+    model = load("anny-body")
+    weight = np.zeros((1, model.component_count), np.float32)
+    weight[0, 30] = 12.0  # a detail component (the first ones, height and build, reach far in the bank)
+    push = Mapper(
+        descriptors=(Descriptor("push", "metric", "m", 0.0, 1.0, 0.0),),
+        input_mean=np.zeros(1),
+        input_std=np.ones(1),
+        output_mean=np.zeros(model.component_count),
+        output_std=np.ones(model.component_count),
+        weights=((weight, np.zeros(model.component_count, np.float32)),),
+        metadata={"model": model_identity(model, model.component_count)},
+    )
+    path = save_mapper(push, tmp_path / "push.npz")
+    assert bpy.ops.semantify.add_model(model="anny-body") == {"FINISHED"}
+    assert bpy.ops.semantify.load_mapper(filepath=str(path)) == {"FINISHED"}
+    state = bpy.context.active_object.semantify
+    assert 0.0 <= state.plausibility <= 99.0, "the mean body is typical"
+    state.sliders["push"].position = 1.0
+    assert state.plausibility > 99.0, "12 std along one component: outside"
+    assert state.plausibility == pytest.approx(float(model.plausibility(push.coefficients([1.0])[None])[0]))
+    state.sliders["push"].position = 0.0
+    assert state.plausibility <= 99.0
+    shipped = add_body_with_default_mapper().semantify.sliders["waist"]
+    reach = glue.panels.reach_text(shipped)  # the waist is cut to its plausible reach: the sidebar says so
+    assert shipped.data_low == pytest.approx(shipped.low) and shipped.high < shipped.data_high - 0.05
+    assert reach == f"    plausible up to {shipped.high * 100:.4g} cm (data to {shipped.data_high * 100:.4g})"
+    assert glue.panels.reach_text(add_body_with_default_mapper().semantify.sliders["chest"]) == ""
 
 
 def test_slider_undo_restores_positions_and_shape(glue) -> None:

@@ -218,6 +218,42 @@ def test_sweep_anchors_move_one_slider_and_weigh_its_own_miss_less() -> None:
     assert anchors.shape == (ANCHORS, 3) and weights.shape == (ANCHORS, 2)
 
 
+def test_a_sweep_holds_the_measured_sliders_of_its_own_kind_and_frees_the_others() -> None:
+    """Measurements and attributes: a weight sweep holds gender but lets the waist grow, and back."""
+    from semantify_engine.mapper.consistency import OWN_WEIGHT, ConsistencyTerm
+
+    rng = np.random.default_rng(7)
+    coefficients = rng.uniform(-1, 1, (300, 2))
+
+    def four(c: np.ndarray) -> np.ndarray:
+        return np.concatenate([measure(c), -measure(c)], axis=1)
+
+    low, high, default = -np.ones(4), np.ones(4), np.zeros(4)
+    groups = np.array([1, 1, 2, 2])  # two measurements, two attributes
+    term = ConsistencyTerm(
+        coefficients,
+        four(coefficients),
+        np.arange(4),
+        slider_low=low,
+        slider_high=high,
+        slider_default=default,
+        measure=four,
+        units=_IdentityUnits(4, 2),
+        weight=1.0,
+        seed=4,
+        column_groups=groups,
+    )
+    anchors, weights = term.anchors.numpy(), term.residual_weights.numpy()
+    sweeps = np.flatnonzero(np.isclose(anchors, default).sum(axis=1) == 3)
+    assert len(sweeps) > 20
+    for row in sweeps:
+        moved = int(np.flatnonzero(~np.isclose(anchors[row], default))[0])
+        expected = [
+            OWN_WEIGHT if c == moved else (1.0 if groups[c] == groups[moved] else 0.0) for c in range(4)
+        ]
+        np.testing.assert_array_equal(weights[row], expected)
+
+
 def two_slider_term(coefficients: np.ndarray, measured_by, **options):
     """A term for two measured sliders over [-1, 1] (defaults 0), in units that need no conversion."""
     from semantify_engine.mapper.consistency import ConsistencyTerm

@@ -89,3 +89,96 @@ def test_coverage_counts_only_vertices_strictly_past_theta(capsule) -> None:
     top = capsule.template[:, 2] == capsule.template[:, 2].max()
     just_below = coverage_and_overlap(capsule, sliders, theta=1.0 - 1e-6).per_descriptor_coverage["height"]
     assert just_below == pytest.approx(top.mean())
+
+
+# ------------------------------------------------------------------- attributes, plausibility, words
+@dataclass(frozen=True)
+class KindSlider(Slider):
+    kind: str = "attribute"
+    unit: str = ""
+
+
+class KindSliders(LinearSliders):
+    def __init__(self, names: list[str], kinds: list[str], gain: float = 1.0) -> None:
+        self.descriptors = [KindSlider(n, -2.0, 2.0, 0.0, k) for n, k in zip(names, kinds, strict=True)]
+        self.gain = gain
+
+
+def test_attribute_fidelity_and_word_agreement_read_the_models_regressor() -> None:
+    """The banked capsule's settings are known functions of its coefficients: gender = 0.5 + 0.2 c0."""
+    from conftest import banked_capsule
+
+    from semantify_engine.evaluation.fidelity import DescriptorReader, descriptor_fidelity
+    from semantify_engine.evaluation.semantic import word_attribute_agreement
+
+    model = banked_capsule()
+    mapper = KindSliders(["c0", "c1", "c2"], ["word", "word", "word"])
+    agreement = word_attribute_agreement(model, mapper)
+    assert agreement["c0"]["gender"]["rank_correlation"] == pytest.approx(1.0)
+    assert agreement["c0"]["gender"]["change"] == pytest.approx(0.8, abs=0.01)  # 0.2 * 4 over a range of 1
+    assert abs(agreement["c0"]["muscle"]["change"]) < 0.01, "muscle follows c2, not c0"
+    assert agreement["c2"]["muscle"]["rank_correlation"] == pytest.approx(1.0)
+
+    class Gender(KindSliders):  # one attribute slider whose value is gender: c0 = (gender - 0.5) / 0.2
+        def coefficients(self, values: np.ndarray) -> np.ndarray:
+            values = np.atleast_2d(np.asarray(values, np.float32))
+            return np.hstack([(values - 0.5) / 0.2, np.zeros((len(values), 2), np.float32)])
+
+    gender = Gender(["gender"], ["attribute"])
+    gender.descriptors = [KindSlider("gender", 0.2, 0.8, 0.5)]
+    figures = descriptor_fidelity(model, gender, DescriptorReader(model), kinds=("attribute",))["gender"]
+    assert figures["mean_abs_error"] < 1e-3 and figures["achieved_range"] == pytest.approx(
+        [0.2, 0.8], abs=1e-3
+    )
+
+
+def test_a_shipped_mapper_is_evaluated_without_its_dataset(tmp_path) -> None:
+    """Shipped mappers record no dataset: every figure that needs none, and a note for the others."""
+    from semantify_engine.evaluation.evaluate import evaluate_mapper
+    from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
+    from semantify_engine.models.plausibility import REGION
+
+    figures = evaluate_mapper(
+        DEFAULT_MAPPER_DIR / "anny-body-attributes.npz", tmp_path, pictures=False, say=lambda _: None
+    )
+    assert "held_out" not in figures and "sweep" not in figures and "--dataset" in figures["notes"][0]
+    plausibility = figures["plausibility"]
+    assert plausibility["corners"]["count"] == 2 ** len(figures["descriptors"])
+    assert plausibility["inside"] and plausibility["worst"] <= REGION, "shipped sliders stay plausible"
+    attributes = figures["attribute_fidelity"]
+    assert set(attributes) == {"gender", "age", "muscle", "weight", "proportions"}
+    assert attributes["age"]["unit"] == "years" and attributes["age"]["mean_abs_error"] < 6.0
+    assert figures["metric_fidelity"]["height"]["mean_abs_error"] < 0.010
+    report = (tmp_path / "report.md").read_text()
+    assert "## Plausibility" in report and "## Attribute fidelity" in report and "Note: no dataset" in report
+
+
+@pytest.mark.parametrize("name", ["anny-body-measurements", "anny-body-male-measurements"])
+def test_shipped_measurement_sliders_do_what_they_say_at_both_ends(name) -> None:
+    """Every position of a shipped measurement slider gives a body that measures what it asks (within the
+    cutting tolerance), and a slider widened back to its data's range is cut again to where it was."""
+    from dataclasses import replace
+
+    from semantify_engine.evaluation.fidelity import DescriptorReader, descriptor_fidelity
+    from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
+    from semantify_engine.mapper.mapper import data_range, load_mapper
+    from semantify_engine.mapper.train import REACH_TOLERANCE, narrow_to_reach
+    from semantify_engine.models.registry import load
+    from semantify_engine.scoring.metrics import MetricScorer
+
+    mapper = load_mapper(DEFAULT_MAPPER_DIR / f"{name}.npz")
+    model = load(mapper.metadata["model"]["name"])
+    fidelity = descriptor_fidelity(model, mapper, DescriptorReader(model, MetricScorer.for_model(model)), 11)
+    for descriptor in mapper.descriptors:
+        row = fidelity[descriptor.name]
+        miss = np.abs(np.asarray(row["achieved"]) - np.asarray(row["requested"]))
+        assert miss.max() <= REACH_TOLERANCE * (descriptor.high - descriptor.low) * 1.25, descriptor.name
+    widened = data_range(mapper, "waist")
+    assert widened is not None, "the waist's data reaches past any plausible body: it was cut"
+    index = [d.name for d in mapper.descriptors].index("waist")
+    cut = mapper.descriptors[index]
+    descriptors = list(mapper.descriptors)
+    descriptors[index] = replace(cut, low=widened[0], high=widened[1])
+    again, narrowed = narrow_to_reach(replace(mapper, descriptors=tuple(descriptors)), model)
+    assert set(narrowed) == {"waist"}
+    assert again.descriptors[index].high == pytest.approx(cut.high, abs=1e-6)

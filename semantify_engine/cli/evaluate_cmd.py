@@ -12,9 +12,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "evaluate",
         help="evaluate a mapper and write a report",
         description="Coverage and overlap (paper §5.1) with a Table-1 sweep over d = 2, 5, 10, 15, held-out "
-        "errors, expressiveness against raw PCA sliders, metric fidelity and cross-talk, semantic "
-        "faithfulness of word sliders (needs the CLIP weights the dataset was scored with), and a report "
-        "with a slider gallery and coverage heatmaps rendered by Blender.",
+        "errors, expressiveness against raw PCA sliders, fidelity, reach and cross-talk of measurement and "
+        "attribute sliders, plausibility at every slider's ends, the slider box's corners and random "
+        "settings, semantic faithfulness of word sliders (needs the CLIP weights the dataset was scored "
+        "with) and their agreement with the model's attributes, and a report with a slider gallery, the "
+        "least plausible box corners and coverage heatmaps rendered by Blender. Without a dataset (shipped "
+        "mappers record none) the sweep, held-out errors and expressiveness are skipped.",
     )
     parser.add_argument("mapper", help="mapper file (.npz)")
     parser.add_argument("--out", help="report folder (default: <mapper>-evaluation next to the mapper)")
@@ -51,10 +54,21 @@ def run(arguments: argparse.Namespace) -> int:
         f"{mapper}: coverage {coverage['coverage']:.1%}, overlap {coverage['overlap']:.1%} "
         f"(θ={arguments.theta})"
     )
-    for name, row in figures.get("metric_fidelity", {}).items():
+    for name, row in {**figures.get("attribute_fidelity", {}), **figures.get("metric_fidelity", {})}.items():
+        low, high = row["achieved_range"]
         print(
-            f"  {name}: mean abs error {row['mean_abs_error']:.4g} {row['unit']}, max cross-talk "
-            f"{row['max_cross_talk']:.1%}"
+            f"  {name}: mean abs error {row['mean_abs_error']:.4g} {row['unit']}".rstrip()
+            + f", reaches {low:.4g}–{high:.4g}, max cross-talk {row['max_cross_talk']:.1%}"
         )
+    plausibility = figures.get("plausibility", {})
+    if "worst" in plausibility:
+        verdict = "inside" if plausibility["inside"] else "OUTSIDE"
+        print(
+            f"  plausibility: worst p{plausibility['worst']:.1f} over slider ends, "
+            f"{plausibility['corners']['count']} box corners and {plausibility['random']['count']} random "
+            f"settings ({verdict} the {plausibility['region']:g} % region)"
+        )
+    for note in figures.get("notes", []):
+        print(f"  note: {note}")
     print(f"report: {out / 'report.md'}")
     return 0

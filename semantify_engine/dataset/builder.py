@@ -29,7 +29,7 @@ from ..render.settings import RenderSettings
 from ..render.views import View
 from ..scoring.clip import ClipSpec, average_view_scores, prompts
 from ..scoring.engines import AUTO, TORCH, EngineChoice
-from .sampling import SamplingPlan, sample_coefficients
+from .sampling import SamplingPlan, bank_rows, sample_coefficients
 from .store import DatasetError, DatasetFolder, Shard, chunk_count, chunk_indices
 
 SCORERS = ("auto", "clip", "metric", "both")
@@ -115,6 +115,26 @@ class DatasetRequest:
             "render": self.render.to_json() if self.clip is not None else None,
             "clip": self.clip.to_json() if self.clip is not None else None,
             "metrics": self.metric_scorer().to_json() if self.metrics else None,
+            **({"attributes": self.attribute_settings()} if self.has_attributes else {}),
+        }
+
+    @property
+    def has_attributes(self) -> bool:
+        """Attributes (MakeHuman shape settings) come with the measurements of models that can read them."""
+        return self.metrics and self.model.attributes is not None
+
+    def attribute_settings(self) -> dict[str, Any]:
+        """The manifest's record of the attribute columns: names, units, ranges and where values come from."""
+        from ..models.bank import attribute_specs
+
+        assert self.model.attributes is not None
+        specs = attribute_specs(self.model.attributes)
+        exact = self.plan.scheme == "bank"
+        return {
+            "names": [spec.name for spec in specs],
+            "units": [spec.unit for spec in specs],
+            "ranges": [[spec.low, spec.high] for spec in specs],
+            "source": "the bank's exact shape settings" if exact else "the model's attribute regressor",
         }
 
     def metric_scorer(self) -> Any:
@@ -187,6 +207,8 @@ def build_dataset(
                 arrays: dict[str, np.ndarray] = {"indices": indices, "coefficients": coefficients}
                 if metric_scorer is not None:
                     arrays["metrics"] = metric_scorer.measure(request.model.vertices(coefficients))
+                if request.has_attributes:
+                    arrays["attributes"] = _attributes(request, indices, coefficients)
                 images = rendered.pop(chunk, None)
                 if images is None and renderer is not None:
                     images = renderer.render(coefficients)
@@ -264,6 +286,15 @@ def _log_note(message: str) -> None:
     import logging
 
     logging.getLogger(__name__).info(message)
+
+
+def _attributes(request: DatasetRequest, indices: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """Exact settings of bank samples; the regressor's reading for samples drawn some other way."""
+    from ..models.bank import attribute_values
+
+    model = request.model
+    rows = bank_rows(model, request.plan, indices) if request.plan.scheme == "bank" else None
+    return attribute_values(model.bank, model.attributes, coefficients, rows)
 
 
 def _finish(pending: Future[int], report: BuildReport, progress: Callable[[int], None] | None) -> None:

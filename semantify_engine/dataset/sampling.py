@@ -15,6 +15,11 @@ Schemes (SEMANTIFY.md, "Sample"):
   valid range, as ``uniform``), off (0: the neutral face, the mean shape) otherwise. For expressions: faces
   pull a few blendshapes at a time, so a build can sample all 52 ARKit shapes (blinks and brows included)
   without the grimace of all of them at once; the default for ``face-expression`` models.
+- ``bank``: one of the model's source bodies (:mod:`..models.bank`), drawn uniformly, as it is: every
+  sample is a body the model was built from, with its exact shape settings (the dataset's attributes). The
+  default for models with a bank (the bundled anny bodies): a box of ±2 std puts 36 % of a mapper's random
+  slider settings beyond the largest realistic body and cannot reach anny's own extremes; bank bodies are
+  real at every sample and include those extremes. ``sigmas`` does not apply.
 """
 
 from __future__ import annotations
@@ -28,14 +33,17 @@ import numpy as np
 from ..errors import SemantifyError
 from ..models.linear import LinearMorphableModel
 
-SCHEMES = ("uniform", "reference", "normal", "sparse")
+SCHEMES = ("uniform", "reference", "normal", "sparse", "bank")
 DEFAULT_COMPONENTS = 10
 SPARSE_ACTIVE = 0.1
 """Chance that a component is on in a ``sparse`` sample: about 5 of 52 blendshapes per face."""
 
 
 def default_scheme(model: LinearMorphableModel) -> str:
-    """``sparse`` for expressions (see the module docstring), the paper's ``uniform`` otherwise."""
+    """``bank`` for models with a source bank, ``sparse`` for expressions (see the module docstring), the
+    paper's ``uniform`` otherwise."""
+    if model.bank is not None:
+        return "bank"
     return "sparse" if model.kind == "face-expression" else "uniform"
 
 
@@ -80,9 +88,15 @@ class SamplingPlan:
             raise SemantifyError(
                 f"Model '{model.name}' has {model.component_count} components; cannot sample {components}."
             )
+        scheme = default_scheme(model) if scheme is None else scheme
+        if scheme == "bank" and model.bank is None:
+            raise SemantifyError(
+                f"Model '{model.name}' has no source bank to sample from; use --scheme uniform (or "
+                "reference, normal, sparse)."
+            )
         return cls(
             seed=seed,
-            scheme=default_scheme(model) if scheme is None else scheme,
+            scheme=scheme,
             sigmas=default_sigmas(model) if sigmas is None else sigmas,
             components=count,
         )
@@ -91,13 +105,32 @@ class SamplingPlan:
         return asdict(self)
 
 
+def bank_rows(model: LinearMorphableModel, plan: SamplingPlan, indices: Iterable[int]) -> np.ndarray:
+    """The bank body ``(len(indices),)`` each sample of a ``bank`` plan is, keyed by (seed, index) alone."""
+    if model.bank is None:
+        raise SemantifyError(f"Model '{model.name}' has no source bank to sample from.")
+    size = model.bank.size
+    return np.array(
+        [np.random.default_rng([plan.seed, int(index)]).integers(size) for index in _checked(indices)],
+        np.int64,
+    )
+
+
+def _checked(indices: Iterable[int]) -> list[int]:
+    indices = [int(index) for index in indices]
+    if any(index < 0 for index in indices):
+        raise SemantifyError("Sample indices must be ≥ 0.")
+    return indices
+
+
 def sample_coefficients(
     model: LinearMorphableModel, plan: SamplingPlan, indices: Iterable[int]
 ) -> np.ndarray:
     """Coefficients ``(len(indices), plan.components)`` float32 for the given sample indices."""
-    indices = [int(index) for index in indices]
-    if any(index < 0 for index in indices):
-        raise SemantifyError("Sample indices must be ≥ 0.")
+    indices = _checked(indices)
+    if plan.scheme == "bank":
+        assert model.bank is not None
+        return model.bank.coefficients[bank_rows(model, plan, indices), : plan.components].copy()
     count = plan.components
     std = model.std[:count].astype(np.float64)
     bounds = None if model.coefficient_bounds is None else model.coefficient_bounds[:count].astype(np.float64)

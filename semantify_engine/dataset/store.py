@@ -39,7 +39,7 @@ from ..errors import SemantifyError
 FORMAT = "semantify-dataset"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-CHUNK_ARRAYS = ("indices", "coefficients", "embeddings", "scores", "metrics")
+CHUNK_ARRAYS = ("indices", "coefficients", "embeddings", "scores", "metrics", "attributes")
 PROOF = "proof"  # the array every chunk carries besides its data
 
 

@@ -6,8 +6,14 @@ Figures (see the sibling modules for definitions):
   d: for each d, the best d descriptors in the selection's ranking get a mapper of their own;
 - held-out error on the mapper's own validation rows: coefficients (RMSE) and vertices (mm);
 - expressiveness: best slider fit of held-out shapes vs the same number of raw PCA sliders (mm);
-- metric fidelity and cross-talk for measurement sliders;
-- semantic faithfulness for word sliders (re-render and re-score with the same CLIP), when CLIP can load.
+- fidelity, achieved range and cross-talk of measurement and attribute sliders;
+- plausibility: population percentiles at every slider's ends, the slider box's corners and random settings;
+- semantic faithfulness for word sliders (re-render and re-score with the same CLIP), when CLIP can load,
+  and how each word slider agrees with the model's attributes (does *muscular* raise muscle and leave
+  weight alone?): a semantic check with known truth.
+
+Without a dataset (a shipped mapper records none), the figures that need one (the sweep, held-out errors,
+expressiveness) are skipped with a note; every other figure comes from the mapper and the model alone.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from ..render.settings import RenderSettings
 from ..render.views import View, parse_views
 from .coverage import DEFAULT_THETA, coverage_and_overlap
 from .expressiveness import expressiveness
-from .fidelity import metric_fidelity
-from .report import render_coverage_heatmaps, render_gallery, write_report
+from .fidelity import DescriptorReader, descriptor_fidelity, metric_fidelity
+from .plausibility import plausibility_figures
+from .report import render_corner_gallery, render_coverage_heatmaps, render_gallery, write_report
 
 SWEEP_SIZES = (2, 5, 10, 15)
 Say = Callable[[str], None]
@@ -54,41 +61,66 @@ def evaluate_mapper(
     """Evaluate the mapper at ``mapper_path``; write figures, pictures and ``report.md`` into ``out``."""
     mapper = load_mapper(mapper_path)
     folder = Path(dataset) if dataset is not None else _recorded_dataset(mapper, Path(mapper_path))
-    store = DatasetFolder(folder)
-    settings = store.read_manifest()["settings"]
-    model = load(settings["model"]["spec"], model_dir)
-    check_model(mapper, model)
-    data = store.load()
+    data: dict[str, np.ndarray] | None = None
+    settings: dict[str, Any] = {}
+    if folder is not None:
+        store = DatasetFolder(folder)
+        settings = store.read_manifest()["settings"]
+        model = load(settings["model"]["spec"], model_dir)
+        check_model(mapper, model)
+        data = store.load()
+    else:
+        model = load(str(mapper.model_info.get("name")), model_dir)
+        check_model(mapper, model)
     figures: dict[str, Any] = {
         "model": model.name,
         "descriptors": list(mapper.descriptor_names),
-        "dataset": str(folder),
+        "dataset": None if folder is None else str(folder),
         "training": mapper.metadata.get("figures", {}),
     }
     say("coverage and overlap ...")
     coverage = coverage_and_overlap(model, mapper, theta)
     figures["coverage"] = coverage.to_json()
-    if sweep:
-        say("Table-1 sweep: one mapper per descriptor count ...")
-        figures["sweep"] = coverage_sweep(model, mapper, folder, data, theta)
-    validation = _validation_rows(mapper, len(data["coefficients"]))
-    figures["held_out"] = held_out_errors(model, mapper, folder, data, validation)
-    say("expressiveness ...")
-    figures["expressiveness"] = expressiveness(model, mapper, data["coefficients"][validation], limit=30)
-    metric_names = (settings.get("metrics") or {}).get("names", [])
-    if any(d.kind == "metric" for d in mapper.descriptors) and metric_names:
+    if data is not None and folder is not None:
+        if sweep:
+            say("Table-1 sweep: one mapper per descriptor count ...")
+            figures["sweep"] = coverage_sweep(model, mapper, folder, data, theta)
+        validation = _validation_rows(mapper, len(data["coefficients"]))
+        figures["held_out"] = held_out_errors(model, mapper, folder, data, validation)
+        say("expressiveness ...")
+        figures["expressiveness"] = expressiveness(model, mapper, data["coefficients"][validation], limit=30)
+    else:
+        rebuild = mapper.metadata.get("dataset", {}).get("rebuild")
+        how = f" (remake its samples with '{rebuild}')" if rebuild else ""
+        figures["notes"] = [
+            "no dataset: the Table-1 sweep, held-out errors and expressiveness need one; "
+            f"pass --dataset DIR{how}"
+        ]
+    kinds = {d.kind for d in mapper.descriptors}
+    if "metric" in kinds:
         from ..scoring.metrics import MetricScorer
 
         figures["metric_fidelity"] = metric_fidelity(model, mapper, MetricScorer.for_model(model))
+    if "attribute" in kinds and model.attributes is not None:
+        reader = DescriptorReader(model)
+        figures["attribute_fidelity"] = descriptor_fidelity(model, mapper, reader, kinds=("attribute",))
+    say("plausibility at slider ends, box corners and random settings ...")
+    figures["plausibility"] = plausibility_figures(model, mapper)
+    if "word" in kinds and model.attributes is not None:
+        from .semantic import word_attribute_agreement
+
+        figures["word_attributes"] = word_attribute_agreement(model, mapper)
     views = _views_of(settings)
     render = RenderSettings(**settings["render"]) if settings.get("render") else RenderSettings()
-    if semantic and settings.get("clip") and any(d.kind == "word" for d in mapper.descriptors):
+    if semantic and settings.get("clip") and "word" in kinds:
         figures["semantic"] = _semantic(model, mapper, settings, views, render, say)
     images: dict[str, np.ndarray] = {}
     if pictures:
-        say("rendering the slider gallery and coverage heatmaps with Blender ...")
+        say("rendering the slider gallery, box corners and coverage heatmaps with Blender ...")
         components = mapper.coefficient_count
-        images["gallery"] = render_gallery(model, mapper, views, render, components)
+        images["gallery"] = render_gallery(model, mapper, views, render)
+        if model.plausibility_measure is not None:
+            images["corners"] = render_corner_gallery(model, mapper, views, render)
         images["coverage"] = render_coverage_heatmaps(
             model, mapper, coverage.displacement, views, render, theta, components
         )
@@ -158,6 +190,10 @@ def _candidate_ranking(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]
     if "metric" in kinds and "metrics" in data:
         z = (data["metrics"] - data["metrics"].mean(0)) / np.maximum(data["metrics"].std(0), 1e-12)
         others += [(float(np.var(z[:, i])), m) for i, m in enumerate(metrics) if m not in own]
+    attributes = list((settings.get("attributes") or {}).get("names", []))
+    if "attribute" in kinds and "attributes" in data:
+        z = (data["attributes"] - data["attributes"].mean(0)) / np.maximum(data["attributes"].std(0), 1e-12)
+        others += [(float(np.var(z[:, i])), a) for i, a in enumerate(attributes) if a not in own]
     return own + [name for _, name in sorted(others, key=lambda item: -item[0])]
 
 
@@ -171,13 +207,12 @@ def _validation_rows(mapper: Mapper, count: int) -> np.ndarray:
     return validation
 
 
-def _recorded_dataset(mapper: Mapper, mapper_path: Path) -> Path:
+def _recorded_dataset(mapper: Mapper, mapper_path: Path) -> Path | None:
+    """The dataset the mapper records, or None when it records none (a shipped mapper)."""
     dataset = mapper.metadata.get("dataset", {})
     recorded = dataset.get("folder")
     if not recorded:
-        rebuild = dataset.get("rebuild")
-        how = f" (a shipped mapper: remake its samples with '{rebuild}')" if rebuild else ""
-        raise SemantifyError(f"{mapper_path} does not record its dataset; pass --dataset DIR{how}.")
+        return None
     folder = Path(recorded)
     if not folder.is_absolute():
         folder = mapper_path.parent / folder

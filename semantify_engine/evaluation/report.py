@@ -3,6 +3,8 @@
 Pictures, both rendered by Blender:
 
 - ``gallery.png``: each slider at its low value, default and high value (the others at default);
+- ``corners.png``: the corners of the slider box where the bodies are least plausible (every slider at an
+  end), with their population percentile: where a mapper that leaves the population shows it first;
 - ``coverage.png``: per descriptor, the normalised displacement δ(v) painted on the mesh (paper Fig. 5),
   dark blue = still, yellow = moves most; vertices above θ count as covered.
 """
@@ -20,8 +22,18 @@ from ..atomic import atomic_output
 from ..models.linear import LinearMorphableModel
 from ..render.images import labelled_grid, save_png
 from ..render.settings import RenderSettings
-from ..render.views import View
+from ..render.views import View, framing_of_shapes
 from .coverage import SliderMapper
+
+GALLERY_RESOLUTION = 384
+"""Pixels per picture in the galleries (at least): big enough to judge a body, not only to score it."""
+
+
+def _picture_settings(settings: RenderSettings) -> RenderSettings:
+    from dataclasses import replace
+
+    return replace(settings, resolution=max(settings.resolution, GALLERY_RESOLUTION))
+
 
 # A perceptually ordered ramp (approximately viridis) sampled at 5 stops.
 _RAMP = np.array(
@@ -45,27 +57,60 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
 
 
 def render_gallery(
-    model: LinearMorphableModel,
-    mapper: SliderMapper,
-    views: Sequence[View],
-    settings: RenderSettings,
-    framing_components: int = 10,
+    model: LinearMorphableModel, mapper: SliderMapper, views: Sequence[View], settings: RenderSettings
 ) -> np.ndarray:
-    """One row per descriptor: low / default / high for every view."""
+    """One row per descriptor: low / default / high for every view, framed on these bodies."""
     from ..render.blender import BlenderRenderer
     from .fidelity import sweep_values
 
     descriptors = list(mapper.descriptors)
     values = np.concatenate([sweep_values(mapper, index, 3) for index in range(len(descriptors))])
     values[1::3] = [d.default for d in descriptors]  # the middle column is the default, not the midpoint
-    with BlenderRenderer(model, views, settings, framing_components=framing_components) as renderer:
-        images = renderer.render(mapper.coefficients(values))
+    coefficients = mapper.coefficients(values)
+    framing = framing_of_shapes(model, tuple(views), coefficients, settings.margin)
+    with BlenderRenderer(model, views, _picture_settings(settings), framing=framing) as renderer:
+        images = renderer.render(coefficients)
     size = images.shape[-2]
     cells = images.reshape(len(descriptors), 3, len(views), size, size, 3).transpose(0, 2, 1, 3, 4, 5)
     cells = cells.reshape(len(descriptors), 3 * len(views), size, size, 3)
     labels = [f"{d.name}  [{d.low:.4g} | {d.default:.4g} | {d.high:.4g}]" for d in descriptors]
     headers = [f"{view.label} {column}" for view in views for column in ("low", "default", "high")]
     return labelled_grid(cells, labels, headers, title=f"{model.name}: each slider low / default / high")
+
+
+CORNERS_SHOWN = 12
+
+
+def render_corner_gallery(
+    model: LinearMorphableModel,
+    mapper: SliderMapper,
+    views: Sequence[View],
+    settings: RenderSettings,
+    shown: int = CORNERS_SHOWN,
+) -> np.ndarray:
+    """The ``shown`` least plausible corners of the slider box, one row each, from every view."""
+    from ..render.blender import BlenderRenderer
+    from .plausibility import CORNERS_LIMIT, box_corners
+
+    measure = model.plausibility_measure
+    assert measure is not None
+    corners = box_corners(mapper, CORNERS_LIMIT)
+    percentiles = measure.percentile(mapper.coefficients(corners))
+    order = np.argsort(-percentiles, kind="stable")[:shown]
+    coefficients = mapper.coefficients(corners[order])
+    framing = framing_of_shapes(model, tuple(views), coefficients, settings.margin)
+    with BlenderRenderer(model, views, _picture_settings(settings), framing=framing) as renderer:
+        images = renderer.render(coefficients)
+    descriptors = list(mapper.descriptors)
+    labels = []
+    for row in order:
+        ends = " ".join(
+            f"{d.name}{'+' if corners[row, i] >= d.high else '-'}" for i, d in enumerate(descriptors)
+        )
+        labels.append(f"p{percentiles[row]:.1f}  {ends}")
+    headers = [view.label for view in views]
+    title = f"{model.name}: the {len(order)} least plausible of {len(corners)} slider-box corners"
+    return labelled_grid(images, labels, headers, title=title)
 
 
 def render_coverage_heatmaps(
@@ -157,20 +202,27 @@ def _markdown(figures: dict[str, Any], pictures: list[str]) -> str:
             f"{express['raw_pca_sliders_mm_mean']:.2f} mm with {express['sliders']} raw PCA sliders.",
             "",
         ]
-    fidelity = figures.get("metric_fidelity")
-    if fidelity:
+    for key, title in (("metric_fidelity", "Metric fidelity"), ("attribute_fidelity", "Attribute fidelity")):
+        if figures.get(key):
+            lines += _fidelity_table(title, figures[key], attributes=key == "attribute_fidelity")
+    plausibility = figures.get("plausibility")
+    if plausibility and "skipped" not in plausibility:
+        lines += _plausibility_section(plausibility)
+    agreement = figures.get("word_attributes")
+    if agreement:
+        names = list(next(iter(agreement.values())))
         lines += [
-            "## Metric fidelity",
+            "## Word sliders against the attributes",
             "",
-            "| descriptor | mean abs error | max abs error | max cross-talk |",
+            "Change of each attribute from the word slider's low to its high end, as a fraction of the "
+            "attribute's range in the source population (Spearman's ρ in brackets).",
+            "",
+            "| word | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
         ]
-        lines.append("|---|---|---|---|")
-        for name, row in fidelity.items():
-            scale, unit = (1000.0, "mm") if row.get("unit") == "m" else (1.0, row.get("unit", ""))
-            lines.append(
-                f"| {name} | {row['mean_abs_error'] * scale:.4g} {unit} | "
-                f"{row['max_abs_error'] * scale:.4g} {unit} | {row['max_cross_talk']:.1%} |"
-            )
+        for word, row in agreement.items():
+            cells = [f"{row[n]['change']:+.0%} ({row[n]['rank_correlation']:+.2f})" for n in names]
+            lines.append(f"| {word} | " + " | ".join(cells) + " |")
         lines.append("")
     semantic = figures.get("semantic")
     if semantic and "skipped" in semantic:
@@ -182,6 +234,66 @@ def _markdown(figures: dict[str, Any], pictures: list[str]) -> str:
             *[f"| {n} | {r['rank_correlation']:.2f} | {r['max_drift']:.1%} |" for n, r in semantic.items()],
         ]
         lines.append("")
+    for note in figures.get("notes", []):
+        lines += [f"Note: {note}.", ""]
     for name in pictures:
         lines += [f"![{name}]({name}.png)", ""]
     return "\n".join(lines)
+
+
+def _scaled(value: float | None, unit: str) -> str:
+    """A descriptor value with its unit, metres in millimetres."""
+    if value is None:
+        return "n/a"
+    scale, shown = (1000.0, " mm") if unit == "m" else (1.0, f" {unit}" if unit else "")
+    return f"{value * scale:.4g}{shown}"
+
+
+def _fidelity_table(title: str, fidelity: dict[str, Any], attributes: bool) -> list[str]:
+    read = "read by the model's attribute regressor" if attributes else "measured on the mesh"
+    lines = [
+        f"## {title}",
+        "",
+        f"Each slider swept over its range, the others at their defaults, values {read}. The achieved range "
+        "is what the sweep reaches; errors in brackets are over the requests inside it. Cross-talk: the "
+        "largest move of another slider of the same kind, as a fraction of its range.",
+        "",
+        "| descriptor | mean abs error | max abs error | achieved range | max cross-talk |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in fidelity.items():
+        unit = row.get("unit", "")
+        low, high = row.get("achieved_range", [None, None])
+        inside = _scaled(row.get("mean_abs_error_achieved"), unit)
+        lines.append(
+            f"| {name} | {_scaled(row['mean_abs_error'], unit)} ({inside}) "
+            f"| {_scaled(row['max_abs_error'], unit)} | {_scaled(low, unit)} – {_scaled(high, unit)} "
+            f"| {row['max_cross_talk']:.1%} |"
+        )
+    return [*lines, ""]
+
+
+def _plausibility_section(plausibility: dict[str, Any]) -> list[str]:
+    region = plausibility["region"]
+    corners, random = plausibility["corners"], plausibility["random"]
+    verdict = "inside" if plausibility["inside"] else "**outside**"
+    lines = [
+        "## Plausibility",
+        "",
+        "Percentile of the model's source population more typical than each body "
+        f"({plausibility['method']}); the plausible region holds {region:g} %. Worst of all: "
+        f"p{plausibility['worst']:.1f}, {verdict} it.",
+        "",
+        f"- defaults: p{plausibility['default']:.1f}",
+        f"- slider ends: worst p{plausibility['slider_ends_max']:.1f}",
+        f"- {corners['count']} box corners: median p{corners['p50']:.1f}, worst p{corners['max']:.1f}, "
+        f"{corners['outside_fraction']:.1%} outside",
+        f"- {random['count']} random settings: median p{random['p50']:.1f}, worst p{random['max']:.1f}, "
+        f"{random['outside_fraction']:.1%} outside",
+        "",
+        "| slider | low end | high end |",
+        "|---|---|---|",
+    ]
+    for name, row in plausibility["slider_ends"].items():
+        lines.append(f"| {name} | p{row['low']:.1f} | p{row['high']:.1f} |")
+    return [*lines, ""]

@@ -182,8 +182,13 @@ class ImageFitter:
         self.mapper = mapper
         self.word_columns = [i for i, d in enumerate(mapper.descriptors) if d.kind == "word"]
         if not self.word_columns:
+            kinds = (
+                "measurement and attribute"
+                if any(d.kind == "attribute" for d in mapper.descriptors)
+                else "measurement"
+            )
             raise FitError(
-                "This mapper has only measurement sliders ("
+                f"This mapper has only {kinds} sliders ("
                 f"{', '.join(mapper.descriptor_names)}); a photo gives CLIP word scores, not measurements. "
                 "Use 'semantify fit measure', or a mapper with word descriptors."
             )

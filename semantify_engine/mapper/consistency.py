@@ -25,6 +25,14 @@ and only the surrogate's *slope* steers the next steps, Gauss–Newton style.
 Answers may leave the data's coefficient range by :data:`COEFFICIENT_MARGIN`, no further: some requests (a
 waist at its 98th percentile with hips at their median) have no body inside the sampled range at all, and
 far outside it the model makes creases and folds that game the tape measure instead of looking like people.
+That range is not enough to keep bodies human (the old bundled body's waist slider reached, inside it,
+bodies anny itself cannot make: a belly in a pouch, folded thighs), so models with a source bank get a
+plausibility guard after this training (:mod:`.guard`).
+
+Measured descriptors are measurements and attributes (MakeHuman shape settings, read by the model's
+attribute regressor). A sweep holds the other descriptors *of its own kind*: a weight sweep holds gender,
+age, muscle and proportions and lets the girths grow; a waist sweep holds height, chest and hips and lets
+the weight setting follow. Holding both would leave a weight slider nothing to move.
 
 Everything works in the mapper's normalised units (z-scored descriptors and coefficients), so the term
 weighs like the data term. torch is imported inside functions only.
@@ -37,6 +45,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from ..models.bank import quadratic_features
 
 if TYPE_CHECKING:
     import torch
@@ -111,13 +121,6 @@ class MeasurementSurrogate:
                 return torch.cat([ones, coefficients, cross], dim=1) @ self.weights
 
         return _Surrogate()
-
-
-def quadratic_features(coefficients: np.ndarray, quadratic_components: int) -> np.ndarray:
-    """``[1, c, c_i c_j (i ≤ j < K)]`` for each row of ``coefficients`` (N, n)."""
-    rows, columns = np.triu_indices(quadratic_components)
-    cross = coefficients[:, rows] * coefficients[:, columns]
-    return np.hstack([np.ones((len(coefficients), 1)), coefficients, cross])
 
 
 def fit_surrogate(
@@ -196,7 +199,8 @@ class ConsistencyTerm:
     """The consistency loss of one training run (see the module docstring for why it looks like this).
 
     ``coefficients`` / ``measurements`` are the training rows (normalised coefficients and the metric
-    descriptors' normalised values), ``metric_columns`` which descriptors are measured, ``slider_low`` /
+    descriptors' normalised values), ``metric_columns`` which descriptors are measured, ``column_groups`` (d,)
+    each descriptor's kind (a sweep holds the measured descriptors of its own kind), ``slider_low`` /
     ``slider_high`` (d,) the normalised slider box, ``coefficient_bounds`` (n, 2) the model's hard bounds in
     normalised units when it has them (blendshape weights in [0, 1]).
     """
@@ -214,11 +218,14 @@ class ConsistencyTerm:
         weight: float,
         seed: int,
         coefficient_bounds: np.ndarray | None = None,
+        column_groups: np.ndarray | None = None,
     ) -> None:
         import torch
 
         self.fit = SurrogateFit(coefficients, measurements)
         self.metric_columns = np.asarray(metric_columns, np.int64)
+        groups = np.zeros(len(slider_low), np.int64) if column_groups is None else column_groups
+        self.column_groups = np.asarray(groups, np.int64)
         self.slider_low = np.asarray(slider_low, np.float32)
         self.slider_high = np.asarray(slider_high, np.float32)
         self.slider_default = np.asarray(slider_default, np.float32)
@@ -301,7 +308,9 @@ class ConsistencyTerm:
         kept[np.arange(len(sweeps)), moved] = False
         anchors[sweeps] = np.where(kept, self.slider_default, anchors[sweeps])
         own = self.metric_columns[None, :] == moved[:, None]
-        weights[sweeps] = np.where(own, OWN_WEIGHT, 1.0)
+        other_kind = self.column_groups[self.metric_columns][None, :] != self.column_groups[moved][:, None]
+        moved_is_measured = np.isin(moved, self.metric_columns)[:, None]
+        weights[sweeps] = np.where(own, OWN_WEIGHT, np.where(other_kind & moved_is_measured, 0.0, 1.0))
         return anchors.astype(np.float32), weights
 
     def _refit(self) -> None:

@@ -31,7 +31,7 @@ class DefaultMapper:
     model_name: str
     model_checksum: str
     descriptors: tuple[str, ...]
-    kind: str  # "measurements" when every descriptor is a metric, else "words"
+    kind: str  # "measurements", "attributes", "attributes and measurements" (no word among them), or "words"
 
     @property
     def label(self) -> str:
@@ -57,10 +57,19 @@ def default_mappers(folder: str | os.PathLike[str] | None = None) -> list[Defaul
                 model_name=str(model.get("name", "")),
                 model_checksum=str(model.get("checksum", "")),
                 descriptors=tuple(str(item.get("name")) for item in descriptors),
-                kind="measurements" if kinds == {"metric"} else "words",
+                kind=_kind_of(kinds),
             )
         )
     return found
+
+
+def _kind_of(kinds: set[str]) -> str:
+    """What a shipped mapper's sliders are, for menus."""
+    if kinds == {"metric"}:
+        return "measurements"
+    if kinds == {"attribute"}:
+        return "attributes"
+    return "attributes and measurements" if kinds == {"metric", "attribute"} else "words"
 
 
 def default_mappers_for(model: str, folder: str | os.PathLike[str] | None = None) -> list[DefaultMapper]:

@@ -33,8 +33,10 @@ import numpy as np
 from .. import __version__
 from ..dataset.store import DatasetFolder, content_checksum
 from .consistency import REFRESH_EPOCHS, ConsistencyTerm, Measure
+from .guard import fit_guard, merge
 from .mapper import (
     DESCRIPTOR_KINDS,
+    MEASURED_KINDS,
     WORD_UNIT,
     Descriptor,
     Mapper,
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..models.linear import LinearMorphableModel
+    from ..models.plausibility import Plausibility
 
 DEFAULT_HIDDEN = (800, 500)
 DEFAULT_EPOCHS = 50
@@ -196,15 +199,18 @@ def train_mapper(
     measure: Measure | None = None,
     progress: Progress | None = None,
     metadata: dict[str, Any] | None = None,
+    plausibility: Plausibility | None = None,
 ) -> tuple[Mapper, dict[str, Any]]:
     """Train the MLP on descriptor values ``inputs`` (N, d) → ``targets`` (N, n); return mapper and figures.
 
     ``metadata`` (model identity, scorers, dataset) is stored in the mapper together with the training
     settings and the figures: per-epoch train / validation MSE (in normalised target units), the final ones,
     the validation RMSE in coefficient units (overall, per coefficient, and for predicting the mean, as a
-    yardstick) and the wall time. With metric descriptors, ``consistency`` > 0 and ``measure`` (coefficients →
-    the metric descriptors' real values, in descriptor order), training also keeps the metric sliders true
-    off the data (:mod:`.consistency`); the figures then say how well the measurement surrogate fits.
+    yardstick) and the wall time. With measured descriptors (metrics, attributes), ``consistency`` > 0 and
+    ``measure`` (coefficients → the measured descriptors' real values, in descriptor order), training also
+    keeps those sliders true off the data (:mod:`.consistency`); the figures then say how well the
+    measurement surrogate fits. With ``plausibility`` (a model with a source bank) and ``consistency`` > 0,
+    every answer is also kept inside the model's plausible region.
     """
     settings = TrainingSettings(
         tuple(hidden), epochs, lr, batch_size, validation_fraction, seed, threads, consistency
@@ -217,11 +223,25 @@ def train_mapper(
     term, surrogate_figures = _consistency_term(
         x, y, train_rows, validation_rows, descriptors, normalisation, settings, measure, bounds
     )
+    guard_figures = None
     with _deterministic_torch(settings.seed, settings.threads):
         network = _network(x.shape[1], settings.hidden, y.shape[1])
         history = _fit(network, x, y, train_rows, validation_rows, normalisation, settings, progress, term)
+        layers = _layers(network)
+        if plausibility is not None and settings.consistency > 0:
+            box = np.array([[d.low, d.high, d.default] for d in descriptors], np.float32)
+            guard, guard_figures = fit_guard(
+                network,
+                (x[train_rows] - normalisation.input_mean) / normalisation.input_std,
+                (box - normalisation.input_mean[:, None]) / normalisation.input_std[:, None],
+                normalisation,
+                plausibility,
+                bounds,
+                settings.seed,
+            )
+            layers = merge(layers, _layers(guard))
     wall = time.perf_counter() - started
-    mapper = _export(network, descriptors, normalisation, metadata or {}, settings)
+    mapper = _export(layers, descriptors, normalisation, metadata or {}, settings, guard_figures)
     figures = _figures(mapper, x, y, train_rows, validation_rows, history, wall)
     if surrogate_figures is not None:
         surrogate_figures["answer_error_per_refresh"] = history.get("surrogate_error", [])
@@ -401,11 +421,14 @@ def _consistency_term(
     measure: Measure | None,
     bounds: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[ConsistencyTerm | None, dict[str, Any] | None]:
-    """The measurement-consistency term of this run and its surrogate's figures, or (None, None) when the
-    weight is 0, no descriptor is a measurement or nothing can measure a body."""
-    metric_columns = np.array([i for i, d in enumerate(descriptors) if d.kind == "metric"], dtype=np.int64)
+    """The consistency term of this run and its surrogate's figures, or (None, None) when the weight is 0,
+    no descriptor is measured (a measurement or an attribute) or nothing can measure a body."""
+    metric_columns = np.array(
+        [i for i, d in enumerate(descriptors) if d.kind in MEASURED_KINDS], dtype=np.int64
+    )
     if settings.consistency <= 0 or len(metric_columns) == 0 or measure is None:
         return None, None
+    groups = np.array([DESCRIPTOR_KINDS.index(d.kind) for d in descriptors], np.int64)
     xs = (x - normalisation.input_mean) / normalisation.input_std
     ys = (y - normalisation.output_mean) / normalisation.output_std
     box = np.array([[d.low, d.high, d.default] for d in descriptors], np.float32)
@@ -426,6 +449,7 @@ def _consistency_term(
         weight=settings.consistency,
         seed=settings.seed,
         coefficient_bounds=normalised_bounds,
+        column_groups=groups,
     )
     figures: dict[str, Any] = {"quadratic_components": term.surrogate.quadratic_components}
     if len(validation_rows):
@@ -458,19 +482,26 @@ def _mse(network: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> floa
         return float(torch.mean((network(x) - y) ** 2))
 
 
+def _layers(network: torch.nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A torch MLP's ``(W, b)`` per linear layer, ``W`` as (in, out) (the transpose of torch's)."""
+    import torch
+
+    linear = [layer for layer in network if isinstance(layer, torch.nn.Linear)]
+    return [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in linear]
+
+
 def _export(
-    network: torch.nn.Sequential,
+    layers: list[tuple[np.ndarray, np.ndarray]],
     descriptors: Sequence[Descriptor],
     normalisation: _Normalisation,
     metadata: dict[str, Any],
     settings: TrainingSettings,
+    guard_figures: dict[str, Any] | None = None,
 ) -> Mapper:
-    """The trained torch network as a numpy :class:`Mapper` (weights transposed to (in, out))."""
-    import torch
-
-    linear = [layer for layer in network if isinstance(layer, torch.nn.Linear)]
+    """The trained network (with its plausibility guard merged in, if any) as a numpy :class:`Mapper`, its
+    weights rounded to float16 precision (stored in half the bytes; see :mod:`.mapper`)."""
     weights = tuple(
-        (layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in linear
+        (w.astype(np.float16).astype(np.float32), b.astype(np.float16).astype(np.float32)) for w, b in layers
     )
     training = {
         **settings.to_json(),
@@ -482,6 +513,8 @@ def _export(
         "torch": _torch_version(),
         "semantify": __version__,
     }
+    if guard_figures is not None:
+        training["plausibility_guard"] = guard_figures
     return Mapper(
         descriptors=tuple(descriptors),
         input_mean=normalisation.input_mean,
@@ -592,10 +625,12 @@ def dataset_columns(
 ) -> DatasetColumns:
     """The values of descriptors ``names`` for every sample of a dataset folder.
 
-    A name is a metric when the dataset measured it, a CLIP word when the dataset scored it; any other
-    name is a new word, scored now from the dataset's cached image embeddings with the dataset's own CLIP
-    model and prompt template (milliseconds per word; no rendering). ``kinds`` forces "word" or "metric"
-    per name (None: decide as above). ``data`` is the folder's loaded arrays when the caller has them.
+    A name is a metric when the dataset measured it, an attribute when it is one of the dataset's shape
+    settings (gender, age, ... of models with a source bank), a CLIP word when the dataset scored it; any
+    other name is a new word, scored now from the dataset's cached image embeddings with the dataset's own
+    CLIP model and prompt template (milliseconds per word; no rendering). ``kinds`` forces "word", "metric"
+    or "attribute" per name (None: decide as above). ``data`` is the folder's loaded arrays when the caller
+    has them.
     """
     store = DatasetFolder(folder)
     settings = store.read_manifest()["settings"]
@@ -606,10 +641,13 @@ def dataset_columns(
     kinds = list(kinds) if kinds is not None else [None] * len(names)
     metric_settings = settings.get("metrics") or {}
     clip_settings = settings.get("clip") or {}
+    attribute_settings = settings.get("attributes") or {}
     metric_names = list(metric_settings.get("names", []))
+    attribute_names = list(attribute_settings.get("names", []))
     word_names = list(clip_settings.get("words", []))
     resolved = [
-        _kind_of(name, kind, metric_names, store.folder) for name, kind in zip(names, kinds, strict=True)
+        _kind_of(name, kind, metric_names, attribute_names, store.folder)
+        for name, kind in zip(names, kinds, strict=True)
     ]
     columns: list[np.ndarray | None] = []
     units: list[str] = []
@@ -618,6 +656,10 @@ def dataset_columns(
             index = metric_names.index(name)
             columns.append(data["metrics"][:, index])
             units.append(str(metric_settings.get("units", ["?"] * len(metric_names))[index]))
+        elif kind == "attribute":
+            index = attribute_names.index(name)
+            columns.append(data["attributes"][:, index])
+            units.append(str(attribute_settings["units"][index]))
         else:
             columns.append(data["scores"][:, word_names.index(name)] if name in word_names else None)
             units.append(WORD_UNIT)
@@ -648,14 +690,23 @@ def _clean_name(name: str) -> str:
     return text
 
 
-def _kind_of(name: str, kind: str | None, metric_names: list[str], folder: Path) -> str:
+def _kind_of(
+    name: str, kind: str | None, metric_names: list[str], attribute_names: list[str], folder: Path
+) -> str:
     if kind is not None and kind not in DESCRIPTOR_KINDS:
-        raise MapperError(f"Descriptor kind '{kind}' for '{name}': expected word or metric.")
+        raise MapperError(
+            f"Descriptor kind '{kind}' for '{name}': expected one of {', '.join(DESCRIPTOR_KINDS)}."
+        )
     if kind == "metric" and name not in metric_names:
         known = ", ".join(metric_names) or "none (built without --scorer metric/both)"
         raise MapperError(f"Dataset {folder} has no measurement '{name}'; its measurements: {known}.")
+    if kind == "attribute" and name not in attribute_names:
+        known = ", ".join(attribute_names) or "none (its model has no source bank, or it has no measurements)"
+        raise MapperError(f"Dataset {folder} has no attribute '{name}'; its attributes: {known}.")
     if kind is None:
-        return "metric" if name in metric_names else "word"
+        if name in metric_names:
+            return "metric"
+        return "attribute" if name in attribute_names else "word"
     return kind
 
 
@@ -708,6 +759,8 @@ def _scorers(settings: dict[str, Any], kinds: Sequence[str]) -> dict[str, Any]:
         scorers["metric"] = {
             key: metrics.get(key) for key in ("scorer", "definition", "topology", "names", "units")
         }
+    if "attribute" in kinds:
+        scorers["attribute"] = dict(settings.get("attributes") or {})
     return scorers
 
 
@@ -737,17 +790,20 @@ def train_from_dataset(
 
     The model's identity (and coefficient bounds) comes from ``model``, else from ``model_info`` (a mapper's
     recorded identity, used by add-word), else from loading the model the dataset names; in every case it must
-    be the dataset's model. With measurements among the descriptors, the model also measures bodies during
-    training (the consistency term; add-word loads it for that, and trains without the term, saying so in
-    the figures' ``notes``, when it cannot), and the figures say how well each metric slider hits its own
-    value (:func:`metric_slider_errors`).
+    be the dataset's model. With measurements or attributes among the descriptors, the model also measures
+    bodies during training (the consistency term), and with a source bank it keeps every answer plausible;
+    add-word loads it for that, and trains without the term, saying so in the figures' ``notes``, when it
+    cannot. The figures say how well each measured slider hits its own value and what it reaches
+    (:func:`metric_slider_errors`), and how plausible the mapper's bodies are (:func:`plausibility_figures`).
     """
     settings = settings or TrainingSettings()
     columns = dataset_columns(folder, names, kinds, data)
     extra_figures: dict[str, Any] = {}
+    measured = any(kind in MEASURED_KINDS for kind in columns.kinds)
+    from_bank = (columns.settings.get("sampling") or {}).get("scheme") == "bank"
     if model is None and model_info is None:
         model = _load_dataset_model(columns.settings["model"], model_dir)
-    elif model is None and "metric" in columns.kinds and settings.consistency > 0:
+    elif model is None and (measured or from_bank) and settings.consistency > 0:
         model, extra_figures = _model_to_measure(columns.settings["model"], model_dir)
     identity = _model_identity_for(columns, model, model_info, Path(folder))
     descriptors = descriptors_from_data(columns.names, columns.kinds, columns.units, columns.values)
@@ -765,9 +821,18 @@ def train_from_dataset(
         measure=None if model is None else metric_measure(model, columns),
         progress=progress,
         metadata=metadata,
+        plausibility=kept_plausibility(model),
     )
-    if model is not None and "metric" in columns.kinds:
+    if model is not None and measured and kept_plausibility(model) is not None:
+        mapper, narrowed = narrow_to_reach(mapper, model)
+        if narrowed:
+            extra_figures["narrowed_to_reach"] = narrowed
+    if model is not None and measured:
         extra_figures["metric_slider_errors"] = metric_slider_errors(mapper, model)
+    if model is not None and model.plausibility_measure is not None:
+        from ..evaluation.plausibility import plausibility_figures
+
+        extra_figures["plausibility"] = plausibility_figures(model, mapper, corners_limit=CORNERS_IN_FIGURES)
     if extra_figures:
         figures = {**figures, **extra_figures}
         mapper = replace(mapper, metadata={**mapper.metadata, "figures": figures})
@@ -786,14 +851,31 @@ def _model_to_measure(recorded: dict[str, Any], model_dir: str | None) -> tuple[
         return None, {"notes": [note]}
 
 
+CORNERS_IN_FIGURES = 256
+"""Box corners whose plausibility a trained mapper records (all of them up to 8 sliders, else a seeded
+sample); ``semantify evaluate`` checks every corner up to its own limit."""
+
+
+def kept_plausibility(model: LinearMorphableModel | None) -> Plausibility | None:
+    """The plausibility training keeps: a model's with a source bank (whose population it knows); None for
+    others, whose datasets are a coefficient box that a Gaussian prior would call implausible itself."""
+    if model is None or model.bank is None:
+        return None
+    return model.plausibility_measure
+
+
 def metric_measure(model: LinearMorphableModel, columns: DatasetColumns) -> Measure | None:
-    """The real measurement of the metric descriptors among ``columns``, or None when there are none."""
+    """The real values of the measured descriptors (metrics with the tape, attributes with the model's
+    regressor) among ``columns``, in their order, or None when there are none."""
+    from ..evaluation.fidelity import DescriptorReader
     from ..scoring.metrics import MetricScorer
 
-    metric_names = [name for name, kind in zip(columns.names, columns.kinds, strict=True) if kind == "metric"]
-    if not metric_names:
+    wanted = [(n, k) for n, k in zip(columns.names, columns.kinds, strict=True) if k in MEASURED_KINDS]
+    if not wanted:
         return None
-    scorer = MetricScorer.for_model(model).subset(metric_names)
+    metric_names = [name for name, kind in wanted if kind == "metric"]
+    scorer = MetricScorer.for_model(model).subset(metric_names) if metric_names else None
+    reader = DescriptorReader(model, scorer)
     bounds = model.coefficient_bounds
     count = columns.coefficients.shape[1]
 
@@ -801,7 +883,7 @@ def metric_measure(model: LinearMorphableModel, columns: DatasetColumns) -> Meas
         coefficients = np.asarray(coefficients, np.float32)
         if bounds is not None:  # as the mapper clamps its answers in use
             coefficients = np.clip(coefficients, bounds[:count, 0], bounds[:count, 1])
-        return scorer.measure(model.vertices(coefficients))
+        return reader.read(coefficients, wanted)
 
     return measure
 
@@ -833,15 +915,69 @@ def _model_identity_for(
 
 
 # ------------------------------------------------------------------------------------------- evaluation
-def metric_slider_errors(mapper: Mapper, model: LinearMorphableModel, steps: int = 21) -> dict[str, Any]:
-    """How well each metric slider hits its own value: the figure that says a height slider means metres.
+REACH_STEPS = 41
+"""Positions along a sweep at which :func:`narrow_to_reach` reads what a slider reaches."""
+REACH_TOLERANCE = 0.04
+"""A slider's end is cut while its body misses what it asks by more than this share of the slider's range
+(22 mm on the bundled body's waist slider, 2.8 years on its age slider)."""
 
-    The sweep of :func:`semantify_engine.evaluation.fidelity.metric_fidelity` (each metric slider over its
-    range, the others at their defaults), kept to the headline numbers stored with the mapper.
-    """
-    from ..evaluation.fidelity import metric_fidelity
+
+def narrow_to_reach(mapper: Mapper, model: LinearMorphableModel) -> tuple[Mapper, dict[str, Any]]:
+    """Each measured slider's range cut to the positions whose bodies measure what they ask.
+
+    Where a request has no plausible body the guard wins and the slider stops short: past its reach more
+    slider adds nothing, or bends the body back and moves the other measurements (on the male body, a waist
+    asked past 1.07 m shrank the chest by 5 cm). So each end of a slider whose body misses its request
+    there (by more than :data:`REACH_TOLERANCE` of its range, the others at their defaults) moves in to
+    the last position that does not: every position does what it says, and a typed value past the new end
+    is clamped like any other. Returns the mapper and, per narrowed slider, its data range and its new range
+    (for ``mapper info`` and the sidebar)."""
+    from ..evaluation.fidelity import DescriptorReader, descriptor_fidelity
     from ..scoring.metrics import MetricScorer
 
-    fidelity = metric_fidelity(model, mapper, MetricScorer.for_model(model), steps)
-    keys = ("unit", "mean_abs_error", "max_abs_error", "max_cross_talk")
+    scorer = MetricScorer.for_model(model) if any(d.kind == "metric" for d in mapper.descriptors) else None
+    fidelity = descriptor_fidelity(model, mapper, DescriptorReader(model, scorer), REACH_STEPS)
+    descriptors, narrowed = list(mapper.descriptors), {}
+    for index, descriptor in enumerate(descriptors):
+        row = fidelity.get(descriptor.name)
+        if row is None:
+            continue
+        requested, achieved = np.asarray(row["requested"]), np.asarray(row["achieved"])
+        good = np.abs(achieved - requested) <= REACH_TOLERANCE * (descriptor.high - descriptor.low)
+        if not good.any():
+            continue  # a slider that misses everywhere is not one to cut: leave it as it is
+        first, last = int(np.argmax(good)), len(good) - 1 - int(np.argmax(good[::-1]))
+        low = descriptor.low if first == 0 else float(requested[first])
+        high = descriptor.high if last == len(good) - 1 else float(requested[last])
+        if (low, high) == (descriptor.low, descriptor.high) or not low <= descriptor.default <= high:
+            continue
+        narrowed[descriptor.name] = {"data_range": [descriptor.low, descriptor.high], "range": [low, high]}
+        descriptors[index] = replace(descriptor, low=low, high=high)
+    if not narrowed:
+        return mapper, {}
+    return replace(mapper, descriptors=tuple(descriptors)), narrowed
+
+
+def metric_slider_errors(mapper: Mapper, model: LinearMorphableModel, steps: int = 21) -> dict[str, Any]:
+    """How well each measured slider hits its own value, and what it reaches: the figures that say a height
+    slider means metres and an age slider years.
+
+    The sweep of :func:`semantify_engine.evaluation.fidelity.descriptor_fidelity` (each measurement or
+    attribute slider over its range, the others at their defaults), kept to the headline numbers stored
+    with the mapper.
+    """
+    from ..evaluation.fidelity import DescriptorReader, descriptor_fidelity
+    from ..scoring.metrics import MetricScorer
+
+    scorer = MetricScorer.for_model(model) if any(d.kind == "metric" for d in mapper.descriptors) else None
+    fidelity = descriptor_fidelity(model, mapper, DescriptorReader(model, scorer), steps)
+    keys = (
+        "kind",
+        "unit",
+        "mean_abs_error",
+        "max_abs_error",
+        "mean_abs_error_achieved",
+        "achieved_range",
+        "max_cross_talk",
+    )
     return {name: {key: row[key] for key in keys} | {"steps": steps} for name, row in fidelity.items()}

@@ -7,6 +7,13 @@ Layout (all arrays little-endian, stored compressed):
 - ``template`` (V, 3) float32, ``faces`` (F, 3) int32, ``basis`` (K, V, 3) float32, ``std`` (K,).
 - optional ``coefficient_bounds`` (K, 2); optional skeleton: ``joint_template`` (J, 3),
   ``joint_basis`` (K, J, 3), ``joint_parents`` (J,), ``skin_weights`` (V, J); joint names in the header.
+- optional source bank (:mod:`.bank`): ``bank_coefficients`` (N, K), ``bank_settings`` (N, S),
+  ``bank_populations`` (N,), described (names, units, ranges, plausibility calibration, checksum) by the
+  header's ``bank``; optional attribute regressor ``attribute_weights`` (F, S), described by ``attributes``.
+
+Float arrays whose values are exactly float16 numbers (the bundled bases are rounded to float16 precision
+when generated, the banks' coefficients too) are stored as float16, half the bytes; they load as float32,
+value for value, so checksums do not see the difference.
 
 Loading checks the checksum in the header against the arrays, so a truncated or edited file is named
 as such instead of producing a subtly wrong mesh.
@@ -22,6 +29,7 @@ import numpy as np
 
 from .. import npzfile
 from ..errors import ModelFileError
+from .bank import AttributeRegressor, SourceBank
 from .linear import LinearMorphableModel, Skeleton
 
 FORMAT = "semantify-model"
@@ -61,7 +69,17 @@ def save_model(model: LinearMorphableModel, path: str | os.PathLike[str]) -> Pat
         arrays["joint_basis"] = model.skeleton.joint_basis
         arrays["joint_parents"] = model.skeleton.parents
         arrays["skin_weights"] = model.skeleton.skin_weights
-    return npzfile.write(path, MODEL_FILE, header, arrays)
+    if model.bank is not None:
+        header["bank"] = model.bank.header()
+        arrays["bank_coefficients"] = model.bank.coefficients
+        arrays["bank_settings"] = model.bank.settings
+        arrays["bank_populations"] = model.bank.populations
+    if model.attributes is not None:
+        header["attributes"] = model.attributes.header()
+        arrays["attribute_weights"] = model.attributes.weights
+    return npzfile.write(
+        path, MODEL_FILE, header, {name: npzfile.compact(array) for name, array in arrays.items()}
+    )
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -85,6 +103,11 @@ def load_model(path: str | os.PathLike[str]) -> LinearMorphableModel:
             joint_basis=arrays["joint_basis"],
             skin_weights=arrays["skin_weights"],
         )
+    where = str(path)
+    bank = SourceBank.from_file(header["bank"], arrays, where) if "bank" in header else None
+    attributes = None
+    if "attributes" in header:
+        attributes = AttributeRegressor.from_file(header["attributes"], arrays, where)
     try:
         model = LinearMorphableModel(
             name=str(header["name"]),
@@ -97,6 +120,8 @@ def load_model(path: str | os.PathLike[str]) -> LinearMorphableModel:
             coefficient_bounds=arrays.get("coefficient_bounds"),
             skeleton=skeleton,
             info=dict(header.get("info", {})),
+            bank=bank,
+            attributes=attributes,
         )
     except ModelFileError as error:
         raise ModelFileError(f"{path}: {error}") from error
