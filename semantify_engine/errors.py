@@ -13,6 +13,11 @@ class SemantifyError(Exception):
     """A problem the user can fix; the message says how."""
 
 
+def quoted(error: BaseException) -> str:
+    """Another library's error as ``Type: message`` on one line (pickle's span two), for a one-line report."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 class ModelFileError(SemantifyError):
     """A model file (or a user's SMPL-family / SMAL / mesh file) is missing, unreadable or malformed."""
 

@@ -478,7 +478,9 @@ def test_bake_shape_key_holds_the_evaluated_shape(glue) -> None:
     blocks = obj.data.shape_keys.key_blocks
     baked = blocks[-1]
     assert len(blocks) == 1 + obj.semantify.component_count + 1  # after the components: key k+1 is still k
-    assert baked.name.startswith("height=1.") and "hips=" in baked.name and baked.value == 0.0
+    height = obj.semantify.sliders["height"]
+    assert baked.name.startswith(f"height={height.low + 0.9 * (height.high - height.low):.3g} ")
+    assert "hips=" in baked.name and baked.value == 0.0
     coordinates = np.empty(len(baked.data) * 3, dtype=np.float32)
     baked.data.foreach_get("co", coordinates)
     assert np.abs(coordinates.reshape(-1, 3) - shown).max() < 1e-5
@@ -506,7 +508,8 @@ def test_apply_shape_keeps_the_shape_and_removes_semantify_and_undo_restores(glu
     assert not [curve for curve in curves if curve.data_path.startswith("semantify.")]
     bpy.ops.ed.undo()
     obj = bpy.data.objects[name]
-    assert len(obj.data.shape_keys.key_blocks) == 31 and len(obj.semantify.sliders) == 4
+    assert len(obj.data.shape_keys.key_blocks) == 1 + obj.semantify.component_count == 51
+    assert len(obj.semantify.sliders) == 4
     assert np.abs(evaluated_vertices(obj) - shown).max() < 1e-6
 
 
@@ -540,7 +543,15 @@ def test_build_mapper_runs_in_a_background_process_and_loads_its_sliders(glue) -
     obj = add_body_with_default_mapper()
     assert bpy.ops.semantify.build_mapper(samples=128, scorer="metric") == {"FINISHED"}
     state = obj.semantify
-    assert [slider.name for slider in state.sliders] == ["height", "chest", "waist", "hips"]
+    # a body with a source bank builds MakeHuman's shape settings with the height in metres by default
+    assert [slider.name for slider in state.sliders] == [
+        "gender",
+        "age",
+        "muscle",
+        "weight",
+        "height",
+        "proportions",
+    ]
     path = Path(state.mapper_path)
     assert path.name == "mapper.npz" and path.parent.parent.name == "builds"  # in the cache, not the zip
     mapper = load_mapper(path)
@@ -613,7 +624,10 @@ def test_modal_build_loads_the_new_sliders_when_the_process_finishes(glue, monke
         time.sleep(0.1)
     assert result == {"FINISHED"} and glue.jobs.active_job() is None
     assert Path(obj.semantify.mapper_path).name == "mapper.npz"
-    assert obj.semantify.sliders["height"].position == pytest.approx(0.5, abs=0.1)  # a new mapper: defaults
+    height = obj.semantify.sliders["height"]  # a new mapper: its defaults, not the old position
+    assert height.position == pytest.approx(
+        (height.default - height.low) / (height.high - height.low), abs=1e-3
+    )
 
 
 @pytest.fixture(scope="module")

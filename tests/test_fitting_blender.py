@@ -221,7 +221,7 @@ def test_a_photo_cannot_drive_measurement_sliders(glue) -> None:
     obj = add_body_with_default_mapper()
     before = scene_state(obj)
     names = ", ".join(load_mapper(SHIPPED_BODY).descriptor_names)
-    with pytest.raises(RuntimeError, match=rf"only measurement and attribute sliders \({names}\)"):
+    with pytest.raises(RuntimeError, match=rf"only measurement sliders \({names}\)"):
         bpy.ops.semantify.fit_photo(filepath=__file__)
     with pytest.raises(RuntimeError, match="records no dataset"):
         bpy.ops.semantify.fit_text(prompt="a tall man")

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelFileError, SemantifyError
+from ..errors import ModelFileError, SemantifyError, quoted
 from .linear import LinearMorphableModel, Skeleton
 from .registry import MODEL_DIR_VARIABLE, ModelEntry
 from .shape_keys import Y_UP_TO_CANONICAL
@@ -435,7 +435,7 @@ def _expanded_numbers(value: Any, where: str, budget: _Budget) -> None:
 def _unreadable(path: Path, spec: _Spec, error: BaseException) -> str:
     family = _FAMILIES[spec.family]
     return (
-        f"{path} is not a readable {family.title} model file ({type(error).__name__}: {error}). "
+        f"{path} is not a readable {family.title} model file ({quoted(error)}). "
         f"It may be damaged or incomplete: download it again. {family.obtain}."
     )
 
