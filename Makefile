@@ -10,7 +10,7 @@ OUT ?= out
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[all,dev,detect]"
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[all,dev,detect,ray]"
 	touch $(STAMP)
 
 .PHONY: env demo test lint bench extension extension-full stock-blender validators clean
@@ -34,7 +34,7 @@ test: $(STAMP) lint $(GLTF_VALIDATOR)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	for bench in render dataset clip_engines mapper extension fitting stock_blender export; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
+	for bench in render dataset clip_engines mapper extension fitting stock_blender export ray; do $(BIN)/python benchmarks/bench_$$bench.py || exit 1; done
 
 # The Blender extension zip in dist/, built from blender_manifest.toml's [build] rules and then validated,
 # both by Blender's own extension tool (the script `blender -c extension` runs; it ships in the bpy wheel).

@@ -30,6 +30,7 @@ import numpy as np
 
 from .atomic import atomic_output
 from .dataset.builder import DatasetRequest, build_dataset
+from .dataset.ray_build import RayOptions
 from .dataset.sampling import default_scheme
 from .dataset.store import DatasetFolder, chunk_indices, content_checksum
 from .errors import SemantifyError
@@ -111,6 +112,7 @@ def run_build(
     progress: ProgressFactory | None = None,
     say: Say = _say,
     training_progress: TrainingProgressFactory | None = None,
+    ray: RayOptions | None = None,
 ) -> dict[str, Any]:
     """Run every stage that is not already done; return a summary (paths and headline figures).
 
@@ -126,7 +128,13 @@ def run_build(
         settings = folder.read_manifest()["settings"]
         done = sum(len(chunk_indices(settings, chunk)) for chunk in folder.present_chunks())
     with progress(request.samples, done) if progress else contextlib.nullcontext() as bar:
-        report = build_dataset(folder, request, progress=bar.update if bar is not None else None, say=say)
+        update = bar.update if bar is not None else None
+        if ray is None:
+            report = build_dataset(folder, request, progress=update, say=say)
+        else:  # the same folder, its chunks made on a Ray cluster
+            from .dataset.ray_build import build_dataset_on_ray
+
+            report = build_dataset_on_ray(folder, request, ray, progress=update, say=say)
     data = folder.load()
     dataset_checksum = content_checksum([data["indices"], data["coefficients"]])
     say(f"    {report.built_samples} samples built, {report.skipped_chunks} chunks already there")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..scoring.vocabulary import parse_words
-from .dataset_cmd import add_dataset_arguments, request_from
+from .dataset_cmd import add_dataset_arguments, ray_options_from, request_from
 from .mapper_cmd import epoch_bar
 from .progress import progress_bar
 
@@ -64,6 +64,7 @@ def run(arguments: argparse.Namespace) -> int:
         options,
         progress=_dataset_bar(request.model.name),
         training_progress=lambda: epoch_bar("training mapper"),
+        ray=ray_options_from(arguments),
     )
     if request.clip is None:
         print(

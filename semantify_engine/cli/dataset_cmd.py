@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dataset.builder import DEFAULT_CHUNK_SIZE, SCORERS, ClipScoring, DatasetRequest, build_dataset
+from ..dataset.ray_build import LOCAL, MODES, RAY_REQUIREMENT, RayOptions
 from ..dataset.sampling import SCHEMES, SamplingPlan
 from ..dataset.store import (
     DatasetFolder,
@@ -118,6 +119,35 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, samples_help: str | N
         f"(default ${ENV_ENGINE} or auto)",
     )
     add_render_arguments(parser)
+    cluster = parser.add_argument_group("Ray cluster")
+    cluster.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL,
+        metavar="ADDRESS",
+        help="build the chunks on Ray workers: 'auto' (the cluster this machine belongs to), a cluster "
+        "address (HOST:6379, ray://HOST:10001), or none for a Ray instance on this machine. Needs "
+        f"'pip install semantify[ray]' ({RAY_REQUIREMENT}); the folder is the one a local build writes",
+    )
+    cluster.add_argument(
+        "--ray-workers", type=int, help="worker processes (default: one per CPU of the cluster)"
+    )
+    cluster.add_argument(
+        "--ray-mode",
+        choices=MODES,
+        default="actors",
+        help="actors: a fixed pool of workers fed chunk by chunk (default); tasks: one Ray task per chunk, "
+        "each process keeping what it loaded",
+    )
+
+
+def ray_options_from(arguments: argparse.Namespace) -> RayOptions | None:
+    """The Ray options the command line asks for, or None for a build in this process."""
+    if getattr(arguments, "ray", None) is None:
+        if getattr(arguments, "ray_workers", None) is not None:
+            raise SemantifyError("--ray-workers needs --ray (a build on a Ray cluster).")
+        return None
+    return RayOptions(address=arguments.ray, workers=arguments.ray_workers, mode=arguments.ray_mode)
 
 
 def request_from(arguments: argparse.Namespace, components: int | None = None) -> DatasetRequest:
@@ -151,6 +181,7 @@ def request_from(arguments: argparse.Namespace, components: int | None = None) -
         clip=clip,
         metrics=metrics,
         chunk_size=arguments.chunk_size,
+        model_dir=arguments.model_dir,
     )
 
 
@@ -174,13 +205,19 @@ def _clip_scoring(arguments: argparse.Namespace, kind: str) -> ClipScoring:
 
 def run_build(arguments: argparse.Namespace) -> int:
     shard = Shard.parse(arguments.shard)
+    ray = ray_options_from(arguments)
     request = request_from(arguments)
     model, clip = request.model, request.clip
     folder = DatasetFolder(arguments.out)
     settings = request.settings()
     total = shard_samples(settings, shard)
     with progress_bar(total, f"dataset {model.name}", unit="sample") as bar:
-        report = build_dataset(folder, request, shard, progress=bar.update, say=_note)
+        if ray is None:
+            report = build_dataset(folder, request, shard, progress=bar.update, say=_note)
+        else:
+            from ..dataset.ray_build import build_dataset_on_ray
+
+            report = build_dataset_on_ray(folder, request, ray, shard, progress=bar.update, say=_note)
     scorers = " + ".join(name for name, used in (("CLIP", clip), ("metric", request.metrics)) if used)
     print(
         f"{folder.folder}: built {report.built_samples} samples in {report.built_chunks} chunks, "

@@ -81,6 +81,8 @@ class DatasetRequest:
     clip: ClipScoring | None = None
     metrics: bool = True
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    model_dir: str | None = None
+    """Where ``model_spec`` was looked up (``--model-dir``): how another machine finds the same model."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.samples, int) or self.samples <= 0:
@@ -176,20 +178,12 @@ def build_dataset(
         return report
     metric_scorer = request.metric_scorer() if request.metrics else None
     # CLIP loads (or fails with its how-to) before the folder is created and before anything renders.
-    encoder = _ChunkEncoder(request) if request.clip is not None else None
+    encoder = ChunkEncoder(request) if request.clip is not None else None
     renderer = None
     rendered: dict[int, np.ndarray] = {}
     try:
         if encoder is not None:
-            from ..render.blender import BlenderRenderer
-
-            renderer = BlenderRenderer(
-                request.model,
-                request.views,
-                request.render,
-                sigmas=max(3.0, request.plan.sigmas),
-                framing_components=request.plan.components,
-            )
+            renderer = make_renderer(request)
             rendered[todo[0]] = renderer.render(_coefficients(request, settings, todo[0]))
             report.clip_engine = _choose_engine(folder, request, encoder, renderer, rendered[todo[0]], say)
             assert request.clip is not None
@@ -202,16 +196,10 @@ def build_dataset(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantify-encode") as worker:
             pending: Future[int] | None = None
             for chunk in todo:
-                indices = np.asarray(chunk_indices(settings, chunk), dtype=np.int64)
-                coefficients = sample_coefficients(request.model, request.plan, indices)
-                arrays: dict[str, np.ndarray] = {"indices": indices, "coefficients": coefficients}
-                if metric_scorer is not None:
-                    arrays["metrics"] = metric_scorer.measure(request.model.vertices(coefficients))
-                if request.has_attributes:
-                    arrays["attributes"] = _attributes(request, indices, coefficients)
+                arrays = sample_arrays(request, settings, chunk, metric_scorer)
                 images = rendered.pop(chunk, None)
                 if images is None and renderer is not None:
-                    images = renderer.render(coefficients)
+                    images = renderer.render(arrays["coefficients"])
                 if pending is not None:
                     _finish(pending, report, progress)
                 pending = worker.submit(_encode_and_write, folder, chunk, arrays, images, encoder)
@@ -224,6 +212,36 @@ def build_dataset(
         if renderer is not None:
             renderer.close()
     return report
+
+
+def make_renderer(request: DatasetRequest) -> Any:
+    """The Blender renderer of a dataset's training views, framed for every shape its sampling can make."""
+    from ..render.blender import BlenderRenderer
+
+    return BlenderRenderer(
+        request.model,
+        request.views,
+        request.render,
+        sigmas=max(3.0, request.plan.sigmas),
+        framing_components=request.plan.components,
+    )
+
+
+def sample_arrays(
+    request: DatasetRequest, settings: dict[str, Any], chunk: int, metric_scorer: Any | None
+) -> dict[str, np.ndarray]:
+    """A chunk's arrays that need no image: its sample indices, coefficients, measurements, attributes.
+
+    One place for what a chunk holds besides CLIP's part, shared by the local build and Ray's workers.
+    """
+    indices = np.asarray(chunk_indices(settings, chunk), dtype=np.int64)
+    coefficients = sample_coefficients(request.model, request.plan, indices)
+    arrays: dict[str, np.ndarray] = {"indices": indices, "coefficients": coefficients}
+    if metric_scorer is not None:
+        arrays["metrics"] = metric_scorer.measure(request.model.vertices(coefficients))
+    if request.has_attributes:
+        arrays["attributes"] = _attributes(request, indices, coefficients)
+    return arrays
 
 
 def _coefficients(request: DatasetRequest, settings: dict[str, Any], chunk: int) -> np.ndarray:
@@ -252,7 +270,7 @@ def _with_engine_of(folder: DatasetFolder, request: DatasetRequest) -> DatasetRe
 def _choose_engine(
     folder: DatasetFolder,
     request: DatasetRequest,
-    encoder: _ChunkEncoder,
+    encoder: ChunkEncoder,
     renderer: Any,
     first_chunk: np.ndarray,
     say: Callable[[str], None] | None,
@@ -261,14 +279,9 @@ def _choose_engine(
     from ..errors import ClipEngineError
 
     assert request.clip is not None
-    probe_plan = replace(request.plan, seed=FIDELITY_PROBE_SEED)
-    probe = renderer.render(sample_coefficients(request.model, probe_plan, range(FIDELITY_PROBE_SAMPLES)))
-    batches = [
-        first_chunk.reshape(-1, *first_chunk.shape[2:])[:FIDELITY_BATCH],
-        probe.reshape(-1, *probe.shape[2:]),
-    ]
     resuming = folder.exists()
     try:
+        batches = fidelity_batches(request, renderer, first_chunk)
         choice = encoder.choose_engine(request.clip.engine, batches, fallback=not resuming, say=say)
     except ClipEngineError as error:
         if not resuming:
@@ -280,6 +293,16 @@ def _choose_engine(
         ) from error
     (say or _log_note)(choice.describe())
     return choice
+
+
+def fidelity_batches(request: DatasetRequest, renderer: Any, first_chunk: np.ndarray) -> list[np.ndarray]:
+    """The images an engine's fidelity check compares: the build's first batch and the model's probes."""
+    probe_plan = replace(request.plan, seed=FIDELITY_PROBE_SEED)
+    probe = renderer.render(sample_coefficients(request.model, probe_plan, range(FIDELITY_PROBE_SAMPLES)))
+    return [
+        first_chunk.reshape(-1, *first_chunk.shape[2:])[:FIDELITY_BATCH],
+        probe.reshape(-1, *probe.shape[2:]),
+    ]
 
 
 def _log_note(message: str) -> None:
@@ -310,7 +333,7 @@ def _encode_and_write(
     chunk: int,
     arrays: dict[str, np.ndarray],
     images: np.ndarray | None,
-    encoder: _ChunkEncoder | None,
+    encoder: ChunkEncoder | None,
 ) -> int:
     if encoder is not None and images is not None:
         arrays.update(encoder.encode(images))
@@ -318,7 +341,7 @@ def _encode_and_write(
     return len(arrays["indices"])
 
 
-class _ChunkEncoder:
+class ChunkEncoder:
     """CLIP for one build: the model loaded once, the words' text embeddings computed once."""
 
     def __init__(self, request: DatasetRequest) -> None:
