@@ -14,6 +14,7 @@ are keyframable, and since the range maps linearly, animating a position animate
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import bpy
@@ -41,13 +42,44 @@ def _position_changed(slider: SEMANTIFY_PG_slider, context: Any) -> None:
     sliders.apply_from_update(slider.id_data)
 
 
+def _get_position(slider: SEMANTIFY_PG_slider) -> float:
+    return float(slider.get("position", 0.5))
+
+
+def _set_position(slider: SEMANTIFY_PG_slider, position: float) -> None:
+    """Positions are checked where they are stored: a NaN would be saved, keyed and drawn as a broken
+    slider (it is refused and the slider keeps its place), anything else is held to [0, 1]."""
+    if not math.isfinite(position):
+        raise ValueError(f"Slider '{slider.name}': position must be a number in [0, 1], got {position}")
+    slider["position"] = min(1.0, max(0.0, float(position)))
+
+
 def _get_value(slider: SEMANTIFY_PG_slider) -> float:
     return slider.low + slider.position * (slider.high - slider.low)
 
 
 def _set_value(slider: SEMANTIFY_PG_slider, value: float) -> None:
+    if not math.isfinite(value):  # NaN used to send the slider to its low end
+        raise ValueError(f"Slider '{slider.name}': value must be a number, got {value}")
     span = slider.high - slider.low
     slider.position = 0.0 if span <= 0 else min(1.0, max(0.0, (value - slider.low) / span))
+
+
+def _stored(name: str) -> Any:
+    """A getter for a range figure the mapper sets (``set_range``): read-only in the UI and for scripts,
+    because a slider's range is the mapper's, and a range typed by hand (``low = inf``) broke it."""
+    return lambda slider: float(slider.get(name, 0.0))
+
+
+RANGE_FIGURES = ("low", "high", "default", "data_low", "data_high")
+
+
+def set_range(slider: SEMANTIFY_PG_slider, **figures: float) -> None:
+    """Write the read-only range figures of a slider (only when a mapper is loaded)."""
+    for name, value in figures.items():
+        if name not in RANGE_FIGURES or not math.isfinite(value):
+            raise ValueError(f"Slider '{slider.name}': {name} must be a finite number, got {value}")
+        slider[name] = float(value)
 
 
 class SEMANTIFY_PG_slider(bpy.types.PropertyGroup):
@@ -60,6 +92,8 @@ class SEMANTIFY_PG_slider(bpy.types.PropertyGroup):
         max=1.0,
         default=0.5,
         subtype="FACTOR",
+        get=_get_position,
+        set=_set_position,
         update=_position_changed,
     )
     value: FloatProperty(
@@ -71,14 +105,18 @@ class SEMANTIFY_PG_slider(bpy.types.PropertyGroup):
     )
     kind: StringProperty(name="Kind", description="word, metric or attribute")
     unit: StringProperty(name="Unit")
-    low: FloatProperty(name="Low", description="Descriptor value at position 0")
-    high: FloatProperty(name="High", description="Descriptor value at position 1")
-    default: FloatProperty(name="Default", description="The mapper's default value")
+    low: FloatProperty(name="Low", description="Descriptor value at position 0", get=_stored("low"))
+    high: FloatProperty(name="High", description="Descriptor value at position 1", get=_stored("high"))
+    default: FloatProperty(name="Default", description="The mapper's default value", get=_stored("default"))
     data_low: FloatProperty(
-        name="Data From", description="Lowest value of the training data (below Low when cut to its reach)"
+        name="Data From",
+        description="Lowest value of the training data (below Low when cut to its reach)",
+        get=_stored("data_low"),
     )
     data_high: FloatProperty(
-        name="Data To", description="Highest value of the training data (above High when cut to its reach)"
+        name="Data To",
+        description="Highest value of the training data (above High when cut to its reach)",
+        get=_stored("data_high"),
     )
 
 

@@ -96,6 +96,8 @@ def load_onto(obj: bpy.types.Object, reference: str, keep_values: bool = False) 
     object is touched. Sliders start at the mapper's defaults; with ``keep_values`` a descriptor the
     object already had keeps its value (a mapper grown by one word keeps the shape the artist made).
     """
+    from .properties import set_range  # properties imports this module
+
     mapper_module = import_engine("mapper.mapper")
     mapper, checksum = cached_mapper(mapper_file(reference))
     check_object(obj, mapper)
@@ -111,11 +113,18 @@ def load_onto(obj: bpy.types.Object, reference: str, keep_values: bool = False) 
             item.name = descriptor.name
             item.kind = descriptor.kind
             item.unit = descriptor.unit
-            item.low = descriptor.low
-            item.high = descriptor.high
-            item.default = descriptor.default
-            data = mapper_module.data_range(mapper, descriptor.name) or (descriptor.low, descriptor.high)
-            item.data_low, item.data_high = data
+            data_low, data_high = mapper_module.data_range(mapper, descriptor.name) or (
+                descriptor.low,
+                descriptor.high,
+            )
+            set_range(
+                item,
+                low=descriptor.low,
+                high=descriptor.high,
+                default=descriptor.default,
+                data_low=data_low,
+                data_high=data_high,
+            )
             item.value = kept.get(descriptor.name, descriptor.default)  # clamped to the range
     if not apply_reporting_status(obj):
         raise mapper_module.MapperError(state.status)

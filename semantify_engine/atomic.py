@@ -109,3 +109,20 @@ def ensure_writable(path: str | os.PathLike[str]) -> Path:
     if target.is_dir():
         raise SemantifyError(f"Cannot write {target}: it is a folder. Give a file name.")
     return target
+
+
+def ensure_writable_folder(path: str | os.PathLike[str]) -> Path:
+    """Fail now, before minutes of work, if files cannot be written into the folder ``path`` (made if
+    needed): an existing file there, a read-only place or a path through a file are refused in one line."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise SemantifyError(f"Cannot write into {folder}: it is a file, not a folder. Give a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise SemantifyError(
+            f"Cannot write into {folder}: {error.strerror or error}. Choose a folder you can write to."
+        ) from error
+    return folder

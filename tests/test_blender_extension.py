@@ -469,6 +469,35 @@ def test_save_and_reload_with_a_default_mapper(glue, tmp_path: Path) -> None:
     assert obj.semantify.status == "" and not np.allclose(evaluated_vertices(obj), saved[1], atol=1e-4)
 
 
+def test_positions_and_ranges_are_checked_where_they_are_stored(glue, tmp_path: Path) -> None:
+    """A NaN position used to be stored, saved and keyed; a NaN value sent the slider to its low end; a
+    range typed by hand (low = inf) showed 2.4e38 m. Now the slider keeps its place and ranges are the
+    mapper's alone, before and after a save."""
+    obj = add_body_with_default_mapper()
+    waist = obj.semantify.sliders["waist"]
+    waist.position = 0.25
+    shown = evaluated_vertices(obj)
+    ranges = (waist.low, waist.high, waist.default, waist.data_low, waist.data_high)
+    for attribute in ("position", "value"):
+        setattr(waist, attribute, float("nan"))  # Blender prints the setter's ValueError and keeps the old
+        assert waist.position == pytest.approx(0.25), attribute
+    waist.value = 1e9  # past the end: held at the end, as a typed value is
+    assert waist.position == 1.0
+    waist.position = 0.25
+    for name in ("low", "high", "default", "data_low", "data_high"):
+        with pytest.raises(AttributeError, match="read-only"):
+            setattr(waist, name, float("inf"))
+    assert (waist.low, waist.high, waist.default, waist.data_low, waist.data_high) == ranges
+    assert np.abs(evaluated_vertices(obj) - shown).max() < 1e-6
+    name = obj.name
+    obj.keyframe_insert(data_path='semantify.sliders["waist"].position', frame=1)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "checked.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "checked.blend"))
+    reopened = bpy.data.objects[name].semantify.sliders["waist"]
+    assert reopened.position == pytest.approx(0.25)
+    assert (reopened.low, reopened.high, reopened.default, reopened.data_low, reopened.data_high) == ranges
+
+
 # ----------------------------------------------------------------------------------- keep the shape
 def test_bake_shape_key_holds_the_evaluated_shape(glue) -> None:
     obj = add_body_with_default_mapper()

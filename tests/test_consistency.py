@@ -286,3 +286,21 @@ def test_the_weight_is_recorded_and_checked() -> None:
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(MapperError, match="--consistency"):
             TrainingSettings(consistency=bad)
+
+
+def test_the_weight_scales_the_term_and_reaches_training() -> None:
+    """A weight that is ignored (only 0 and 1 were tried) would pass every other test here."""
+    rng = np.random.default_rng(5)
+    coefficients = rng.uniform(-1, 1, (300, 2))
+    torch.manual_seed(0)
+    answers = torch.from_numpy(rng.uniform(-1.5, 1.5, (64, 2)).astype(np.float32))
+    losses = {}
+    for weight in (0.25, 1.0):
+        term = two_slider_term(coefficients, measure)
+        term.weight = weight
+        rows, _ = term.batch(64, torch.Generator().manual_seed(1))
+        losses[weight] = float(term.loss(rows, answers))
+    assert losses[1.0] > 0 and losses[0.25] == pytest.approx(0.25 * losses[1.0], rel=1e-6)
+    light, _ = _cross_talk(0.02)
+    full, _ = _cross_talk(1.0)
+    assert light > full * 1.3, f"a lighter term holds the other measurement less ({light:.4f} vs {full:.4f})"

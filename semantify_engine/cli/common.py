@@ -61,14 +61,13 @@ def views_from(arguments: argparse.Namespace) -> tuple[View, ...]:
     return parse_views(arguments.views)
 
 
-def parse_numbers(text: str, what: str) -> list[float]:
-    """``"1, -2.5,0"`` -> floats, with an error naming the option and the bad value."""
+def parse_numbers(text: str, what: str, example: str = "1.5,-2,0") -> list[float]:
+    """``"1, -2.5,0"`` -> floats, with an error naming the option, an example of its own and the bad value."""
     try:
         return [float(part) for part in text.split(",") if part.strip()]
     except ValueError as error:
-        raise SemantifyError(
-            f"{what} takes comma-separated numbers such as 1.5,-2,0; got '{text}'."
-        ) from error
+        message = f"{what} takes comma-separated numbers such as {example}; got '{text}'."
+        raise SemantifyError(message) from error
 
 
 def read_coefficients(text: str) -> np.ndarray:

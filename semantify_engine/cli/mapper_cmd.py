@@ -102,7 +102,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def _settings_from(arguments: argparse.Namespace) -> Any:
     from ..mapper.train import TrainingSettings
 
-    widths = parse_numbers(arguments.hidden, "--hidden")
+    widths = parse_numbers(arguments.hidden, "--hidden", example="800,500")
     if not widths or any(width != int(width) for width in widths):
         raise SemantifyError(f"--hidden takes whole numbers such as 800,500; got '{arguments.hidden}'.")
     return TrainingSettings(

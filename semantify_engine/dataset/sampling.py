@@ -8,8 +8,10 @@ Schemes (SEMANTIFY.md, "Sample"):
 
 - ``uniform`` (the paper): uniform within ±k std, k = 2 for shapes and 4 for expressions, cut to the
   model's valid range where it has one (blendshape weights in [0, 1]).
-- ``reference`` (the reference code): shapes ``randn · randint(-2, 2)``, i.e. a standard normal draw
-  times one of {-2, -1, 0, 1}; expressions plain ``randn``; both times std and clipped to the bounds.
+- ``reference`` (the reference code): shapes ``randn · randint(-2, 2)`` per coefficient, i.e. a standard
+  normal draw times one of {-2, -1, 0, 1} drawn for each coefficient (one per sample would make a quarter
+  of the samples the mean shape and couple the sizes of a sample's coefficients); expressions plain
+  ``randn``; both times std and clipped to the bounds.
 - ``normal``: ``randn · std``, clipped to the bounds.
 - ``sparse``: each component on with probability :data:`SPARSE_ACTIVE` (uniform within ±k std, cut to the
   valid range, as ``uniform``), off (0: the neutral face, the mean shape) otherwise. For expressions: faces
@@ -146,7 +148,10 @@ def sample_coefficients(
             draw = np.where(active, rng.uniform(box[:, 0], box[:, 1]), 0.0)
         elif plan.scheme == "reference":
             normal = rng.standard_normal(count)
-            draw = normal * std if model.kind == "face-expression" else normal * rng.integers(-2, 2) * std
+            if model.kind == "face-expression":
+                draw = normal * std
+            else:  # one multiplier per coefficient, as the reference code draws them
+                draw = normal * rng.integers(-2, 2, size=count) * std
         else:
             draw = rng.standard_normal(count) * std
         if bounds is not None:

@@ -59,7 +59,10 @@ def evaluate_mapper(
     say: Say = _say,
 ) -> dict[str, Any]:
     """Evaluate the mapper at ``mapper_path``; write figures, pictures and ``report.md`` into ``out``."""
+    from ..atomic import ensure_writable_folder
+
     mapper = load_mapper(mapper_path)
+    ensure_writable_folder(out)  # before minutes of sweeps, not after
     folder = Path(dataset) if dataset is not None else _recorded_dataset(mapper, Path(mapper_path))
     data: dict[str, np.ndarray] | None = None
     settings: dict[str, Any] = {}

@@ -426,7 +426,47 @@ def load_mapper(path: str | os.PathLike[str]) -> Mapper:
             f"{path} does not match its own checksum (header {header.get('checksum')}, arrays "
             f"{mapper.checksum()}): the file was altered or damaged. Train or copy the mapper again."
         )
+    far = _far_output(mapper)
+    if far is not None:
+        raise MapperError(f"{path}: {far}. Its weights are damaged or it was trained badly: train it again.")
     return mapper
+
+
+FAR_OUTPUT_STDS = 100.0
+"""A mapper's answer this many of its training targets' standard deviations from their mean is no shape
+of its model (the shipped mappers stay within 6.2 at every corner of their slider box)."""
+PROBED_CORNERS = 64
+
+
+def _far_output(mapper: Mapper) -> str | None:
+    """What is wrong with the mapper's answers at its defaults, its sliders' ends and its box's corners (a
+    sample of them past 64), or None: a checksum proves a file unaltered, not that its weights make sense."""
+    d = mapper.input_count
+    defaults = mapper.defaults.astype(np.float32)
+    probes = [defaults[None]]
+    for index in range(d):
+        for end in (mapper.lows[index], mapper.highs[index]):
+            probe = defaults.copy()
+            probe[index] = end
+            probes.append(probe[None])
+    rng = np.random.default_rng(0)
+    corners = rng.integers(0, 2, size=(PROBED_CORNERS, d)) if 2**d > PROBED_CORNERS else None
+    if corners is None:
+        corners = (np.arange(2**d)[:, None] >> np.arange(d)) & 1
+    probes.append(np.where(corners == 1, mapper.highs, mapper.lows).astype(np.float32))
+    values = np.concatenate(probes)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = mapper.coefficients(values)
+        distance = np.abs(out - mapper.output_mean) / mapper.output_std
+    if not np.isfinite(out).all():
+        return "its sliders give NaN or infinite coefficients"
+    worst = float(distance.max())
+    if worst > FAR_OUTPUT_STDS:
+        return (
+            f"its sliders give coefficients {worst:.3g} standard deviations from its training data "
+            f"(at most {FAR_OUTPUT_STDS:g} make a shape of its model)"
+        )
+    return None
 
 
 def describe(mapper: Mapper) -> list[str]:

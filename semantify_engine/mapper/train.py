@@ -107,6 +107,10 @@ Progress = Callable[[int, int, float, "float | None"], None]
 """``progress(epoch, epochs, train_mse, validation_mse)`` after each epoch (epoch counts from 1)."""
 
 
+MAX_HIDDEN_WIDTH = 8192
+"""Widest hidden layer: one of 8192 × 8192 is 1 GB with Adam's state; the paper's mapper is 800, 500."""
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """Everything that decides a training run besides the data; recorded so add-word can redo it."""
@@ -122,8 +126,12 @@ class TrainingSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(width) for width in self.hidden))
-        if any(width < 1 for width in self.hidden):
-            raise MapperError(f"Hidden layer widths must be ≥ 1, got {self.hidden}.")
+        if not self.hidden or any(not 1 <= width <= MAX_HIDDEN_WIDTH for width in self.hidden):
+            widths = ",".join(str(width) for width in self.hidden)
+            raise MapperError(
+                f"--hidden widths must be whole numbers from 1 to {MAX_HIDDEN_WIDTH} (the paper's are "
+                f"800,500), got {widths or 'none'}."
+            )
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise MapperError(f"--epochs must be a whole number ≥ 1, got {self.epochs!r}.")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
@@ -228,6 +236,11 @@ def train_mapper(
         network = _network(x.shape[1], settings.hidden, y.shape[1])
         history = _fit(network, x, y, train_rows, validation_rows, normalisation, settings, progress, term)
         layers = _layers(network)
+        if not all(np.isfinite(weights).all() and np.isfinite(bias).all() for weights, bias in layers):
+            raise MapperError(
+                f"Training diverged at --lr {settings.lr:g}: the network's weights became NaN or infinite. "
+                f"Train again with a smaller learning rate (the default is {DEFAULT_LR:g})."
+            )
         if plausibility is not None and settings.consistency > 0:
             box = np.array([[d.low, d.high, d.default] for d in descriptors], np.float32)
             guard, guard_figures = fit_guard(
