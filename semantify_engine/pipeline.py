@@ -184,6 +184,39 @@ def run_build(
     return summary
 
 
+def _selection_details(selector: Any) -> dict[str, Any]:
+    """What ``semantify select`` shows of a fitted selector: ranking, clusters and the words they vote for,
+    silhouettes, and the correlations among the chosen descriptors."""
+    names = list(selector.descriptors_)
+    words = names[: selector.n_words_]
+    shares = np.asarray(selector.vote_shares_)
+    clusters = []
+    for cluster in range(int(selector.n_clusters_)):
+        order = [j for j in np.argsort(-shares[cluster])[:5] if shares[cluster, j] > 0]
+        clusters.append(
+            {
+                "cluster": cluster,
+                "images": int(np.sum(np.asarray(selector.cluster_labels_) == cluster)),
+                "top_votes": {
+                    words[j]: round(float(shares[cluster, j]), 4) for j in order if shares[cluster, j]
+                },
+                "words": sorted(word for word, owner in selector.word_cluster_.items() if owner == cluster),
+            }
+        )
+    chosen = [names.index(name) for name in selector.selected_]
+    correlation = np.asarray(selector.correlation_)
+    return {
+        "ranking": list(selector.ranking_),
+        "silhouette": {str(k): round(float(v), 4) for k, v in dict(selector.silhouette_scores_).items()},
+        "clusters": clusters,
+        "correlations": {
+            f"{names[a]} ~ {names[b]}": round(float(correlation[a, b]), 4)
+            for i, a in enumerate(chosen)
+            for b in chosen[i + 1 :]
+        },
+    }
+
+
 def select_descriptors(
     folder: DatasetFolder, data: dict[str, np.ndarray], model: LinearMorphableModel, options: BuildOptions
 ) -> dict[str, Any]:
@@ -220,6 +253,7 @@ def select_descriptors(
             "n_clusters": int(selector.n_clusters_),
             "correlation_threshold": float(selector.correlation_threshold_),
             "filtered": {name: str(reason) for name, reason in selector.filtered_.items()},
+            **_selection_details(selector),
         }
     attribute_names = list((settings.get("attributes") or {}).get("names", []))
     spread = np.ptp(data["metrics"], axis=0) if "metrics" in data else np.zeros(len(metric_names))

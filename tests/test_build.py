@@ -40,6 +40,18 @@ def test_word_build_with_a_small_clip_then_resume_and_evaluate(
     assert (out / "evaluation" / "report.md").read_text().startswith("# Mapper evaluation")
     selection = json.loads((out / "selection.json").read_text())
     assert selection["result"]["selected"] == summary["descriptors"]
+    # `semantify select` is step 4 alone: the same choice, with its clusters, votes and correlations
+    assert cli_main(["select", str(out / "dataset"), "--descriptors", "3", "--force", "tall", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["selected"] == summary["descriptors"] and alone["ranking"][0] in alone["selected"]
+    assert sum(cluster["images"] for cluster in alone["clusters"]) == 64
+    assert len(alone["correlations"]) == 3 and all(-1 <= r <= 1 for r in alone["correlations"].values())
+    assert set(alone["filtered"]) == {"fat", "thin", "tall", "short", "broad shoulders", "muscular"} - set(
+        alone["selected"]
+    ), "every word left out says why"
+    assert cli_main(["select", str(out / "dataset"), "--descriptors", "3", "--force", "tall"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"selected (words): {', '.join(summary['descriptors'])}") and "cluster 0" in text
 
     stamps = {path: path.stat().st_mtime_ns for path in (out / "mapper.npz", out / "selection.json")}
     assert cli_main(command) == 0, "a second run resumes: every stage is already done"

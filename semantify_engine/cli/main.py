@@ -25,6 +25,7 @@ from . import (
     mapper_cmd,
     models_cmd,
     render_cmd,
+    select_cmd,
 )
 
 COMMAND_MODULES = (
@@ -32,6 +33,7 @@ COMMAND_MODULES = (
     models_cmd,
     render_cmd,
     dataset_cmd,
+    select_cmd,
     mapper_cmd,
     evaluate_cmd,
     fit_cmd,
