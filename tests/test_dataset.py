@@ -461,5 +461,5 @@ def test_bank_samples_are_source_bodies_with_their_exact_settings(tmp_path) -> N
     np.testing.assert_allclose(data["attributes"], exact, rtol=0, atol=1e-6)
     names = request.attribute_settings()["names"]
     read = model.attributes.predict(data["coefficients"])[:, [model.attributes.names.index(n) for n in names]]
-    assert np.abs(read - data["attributes"]).max() > 1e-3, "the regressor alone would differ: the test can tell"
+    assert np.abs(read - data["attributes"]).max() > 1e-3, "the regressor alone differs: the test can tell"
     assert folder.read_manifest()["settings"]["attributes"]["source"] == "the bank's exact shape settings"
