@@ -430,13 +430,25 @@ def test_the_sidebar_says_when_a_shape_leaves_the_plausible_region(glue, tmp_pat
     state.sliders["push"].position = 1.0
     assert state.plausibility > 99.0, "12 std along one component: outside"
     assert state.plausibility == pytest.approx(float(model.plausibility(push.coefficients([1.0])[None])[0]))
+    assert sidebar_notes(glue) == [
+        f"Outside the plausible region: rarer than {state.plausibility:.1f} % of source bodies"
+    ]
     state.sliders["push"].position = 0.0
     assert state.plausibility <= 99.0
+    assert sidebar_notes(glue) == [], "a typical body draws no line"
     shipped = add_body_with_default_mapper().semantify.sliders["waist"]
     reach = glue.panels.reach_text(shipped)  # the waist is cut to its plausible reach: the sidebar says so
     assert shipped.data_low == pytest.approx(shipped.low) and shipped.high < shipped.data_high - 0.05
     assert reach == f"    plausible up to {shipped.high * 100:.4g} cm (data to {shipped.data_high * 100:.4g})"
     assert glue.panels.reach_text(add_body_with_default_mapper().semantify.sliders["chest"]) == ""
+
+
+def sidebar_notes(glue) -> list[str]:
+    """The plausibility lines the Sliders panel draws for the active object."""
+    calls: list[tuple[str, tuple, dict]] = []
+    glue.panels.SEMANTIFY_PT_sliders.draw(SimpleNamespace(layout=RecordingLayout(calls)), bpy.context)
+    texts = [keywords.get("text", "") for name, _, keywords in calls if name == "label"]
+    return [text for text in texts if "plausible region" in text]
 
 
 def test_slider_undo_restores_positions_and_shape(glue) -> None:

@@ -463,3 +463,19 @@ def test_bank_samples_are_source_bodies_with_their_exact_settings(tmp_path) -> N
     read = model.attributes.predict(data["coefficients"])[:, [model.attributes.names.index(n) for n in names]]
     assert np.abs(read - data["attributes"]).max() > 1e-3, "the regressor alone differs: the test can tell"
     assert folder.read_manifest()["settings"]["attributes"]["source"] == "the bank's exact shape settings"
+
+
+def test_a_chunk_proof_binds_its_index(capsule, tmp_path) -> None:
+    """A chunk whose arrays are right for index 0 but whose proof was made for index 1 does not belong:
+    the proof is a digest of the settings *and* the index, not of the settings alone."""
+    from semantify_engine.dataset.store import PROOF, chunk_proof
+
+    folder = DatasetFolder(tmp_path / "data")
+    build_dataset(folder, metric_request(capsule))
+    settings = folder.read_manifest()["settings"]
+    arrays = folder.read_chunk(0)
+    assert chunk_proof(settings, 0) != chunk_proof(settings, 1)
+    np.savez(folder.chunk_path(0), **arrays, **{PROOF: np.array(chunk_proof(settings, 1))})
+    assert list(folder.damaged_chunks(settings)) == [0]
+    with pytest.raises(DatasetError, match="chunk-000000.npz"):
+        folder.load()
