@@ -97,15 +97,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def ensure_writable(path: str | os.PathLike[str]) -> Path:
     """Fail now, before minutes of work, if ``path`` cannot be written; create its folder if needed."""
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise SemantifyError(
-            f"Cannot write {target}: {error.strerror or error}. Choose a folder you can write to."
-        ) from error
+    _probe(target.parent if str(target.parent) else Path("."), f"Cannot write {target}")
     if target.is_dir():
         raise SemantifyError(f"Cannot write {target}: it is a folder. Give a file name.")
     return target
@@ -117,12 +109,17 @@ def ensure_writable_folder(path: str | os.PathLike[str]) -> Path:
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise SemantifyError(f"Cannot write into {folder}: it is a file, not a folder. Give a folder.")
+    _probe(folder, f"Cannot write into {folder}")
+    return folder
+
+
+def _probe(folder: Path, failure: str) -> None:
+    """Make ``folder`` if needed and write a temporary file in it; ``failure`` begins the one-line error."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
         raise SemantifyError(
-            f"Cannot write into {folder}: {error.strerror or error}. Choose a folder you can write to."
+            f"{failure}: {error.strerror or error}. Choose a folder you can write to."
         ) from error
-    return folder

@@ -169,11 +169,7 @@ def build_dataset(
     """
     shard = shard or Shard()
     request = _with_engine_of(folder, request)
-    settings = request.settings()
-    existing = folder.check_compatible(settings)
-    owned = [c for c in range(chunk_count(settings)) if shard.owns(c)]
-    todo = owned if existing is None else folder.missing_chunks(existing, shard)
-    report = BuildReport(skipped_chunks=len(owned) - len(todo))
+    settings, todo, report = plan_build(folder, request, shard)
     if not todo:
         return report
     metric_scorer = request.metric_scorer() if request.metrics else None
@@ -212,6 +208,18 @@ def build_dataset(
         if renderer is not None:
             renderer.close()
     return report
+
+
+def plan_build(
+    folder: DatasetFolder, request: DatasetRequest, shard: Shard
+) -> tuple[dict[str, Any], list[int], BuildReport]:
+    """The request's settings, the chunks of ``shard`` still to build (all of them in a new folder, the
+    missing ones when resuming a compatible one), and the report counting the ones already there."""
+    settings = request.settings()
+    existing = folder.check_compatible(settings)
+    owned = [c for c in range(chunk_count(settings)) if shard.owns(c)]
+    todo = owned if existing is None else folder.missing_chunks(existing, shard)
+    return settings, todo, BuildReport(skipped_chunks=len(owned) - len(todo))
 
 
 def make_renderer(request: DatasetRequest) -> Any:

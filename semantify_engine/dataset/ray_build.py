@@ -42,9 +42,10 @@ from .builder import (
     _with_engine_of,
     fidelity_batches,
     make_renderer,
+    plan_build,
     sample_arrays,
 )
-from .store import DatasetError, DatasetFolder, Shard, chunk_count
+from .store import DatasetError, DatasetFolder, Shard
 
 RAY_REQUIREMENT = "ray==2.60.0"
 LOCAL = "local"
@@ -224,13 +225,8 @@ def build_dataset_on_ray(
             "--ray needs CLIP weights every worker loads alike (a tag or a weights file, --pretrained): "
             "random weights (none) would be drawn anew in every worker process, mixing models in one dataset."
         )
-    request = _with_engine_of(folder, request)
-    request = _portable(request)
-    settings = request.settings()
-    existing = folder.check_compatible(settings)
-    owned = [c for c in range(chunk_count(settings)) if shard.owns(c)]
-    todo = owned if existing is None else folder.missing_chunks(existing, shard)
-    report = BuildReport(skipped_chunks=len(owned) - len(todo))
+    request = _portable(_with_engine_of(folder, request))
+    settings, todo, report = plan_build(folder, request, shard)
     if not todo:
         return report
     resuming = folder.exists()
