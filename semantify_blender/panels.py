@@ -17,6 +17,12 @@ from .operators import default_mapper_items, semantify_object
 from .sliders import mapper_label
 
 
+def slider_ends(slider: Any) -> str:
+    """'    ← male · female →' under a shape-setting slider whose direction its name does not say."""
+    ends = import_engine("models.bank").setting_ends(slider.name) if slider.kind == "attribute" else None
+    return f"    ← {ends[0]}  ·  {ends[1]} →" if ends else ""
+
+
 def reach_text(slider: Any) -> str:
     """'plausible up to 107.0 cm (data to 121.7)' for a slider cut to its plausible reach, else ''."""
     scale, unit = (100.0, " cm") if slider.unit == "m" else (1.0, f" {slider.unit}" if slider.unit else "")
@@ -99,6 +105,9 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
             split.prop(slider, "value", text="")
             if slider.unit not in ("cosine", ""):
                 split.label(text=slider.unit)
+            ends = slider_ends(slider)
+            if ends:
+                column.label(text=ends)
             reach = reach_text(slider)
             if reach:
                 column.label(text=reach)

@@ -443,6 +443,23 @@ def test_the_sidebar_says_when_a_shape_leaves_the_plausible_region(glue, tmp_pat
     assert glue.panels.reach_text(add_body_with_default_mapper().semantify.sliders["chest"]) == ""
 
 
+def test_the_gender_slider_says_which_end_is_which(glue) -> None:
+    """anny's gender 0 is male: the bundled male body's source bodies all lie below 1/3, the female's above
+    2/3, so the words under the slider follow the data, not a guess."""
+    for name, inside in (
+        ("anny-body-male", lambda g: g <= 1 / 3 + 1e-6),
+        ("anny-body-female", lambda g: g >= 2 / 3 - 1e-6),
+    ):
+        bank = load(name).bank
+        assert np.all(inside(bank.settings[:, bank.setting_names.index("gender")])), name
+    assert bpy.ops.semantify.add_model(model="anny-body") == {"FINISHED"}
+    assert bpy.ops.semantify.load_default_mapper(mapper="anny-body-attributes") == {"FINISHED"}
+    calls: list[tuple[str, tuple, dict]] = []
+    glue.panels.SEMANTIFY_PT_sliders.draw(SimpleNamespace(layout=RecordingLayout(calls)), bpy.context)
+    labels = [keywords.get("text", "") for name, _, keywords in calls if name == "label"]
+    assert [text for text in labels if "→" in text] == ["    ← male  ·  female →"], labels
+
+
 def sidebar_notes(glue) -> list[str]:
     """The plausibility lines the Sliders panel draws for the active object."""
     calls: list[tuple[str, tuple, dict]] = []

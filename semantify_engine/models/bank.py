@@ -31,6 +31,16 @@ ATTRIBUTE_SETTINGS = ("gender", "age", "muscle", "weight", "proportions")
 measurement (metres) says the same thing in units an artist can check with a tape."""
 
 
+SETTING_ENDS = {"gender": ("male", "female")}
+"""What the low and high ends of a unitless shape setting mean where its name does not say (more muscle,
+more weight): anny's gender 0 is male, and a number alone tells an artist nothing about the direction."""
+
+
+def setting_ends(name: str) -> tuple[str, str] | None:
+    """The words for the low and high end of the shape setting ``name``, or None."""
+    return SETTING_ENDS.get(name)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One shape setting recorded for every bank body: its name, unit and the population's range."""
