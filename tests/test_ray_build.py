@@ -168,9 +168,10 @@ def test_a_worker_with_another_model_file_is_refused_by_name(capsule, tiny_spec,
     other = replace(capsule, template=capsule.template * 1.01)  # what another node has under that name
     save_model(other, path)
     folder = DatasetFolder(tmp_path / "data")
-    with pytest.raises(DatasetError, match=r"Ray worker on .*capsule\.npz.* checksum .*not the driver's"):
-        build_dataset_on_ray(folder, request, RayOptions(workers=1))
-    assert not folder.exists(), "nothing was written"
+    for scored in (request, replace(request, clip=None)):  # with CLIP, and measurements only
+        with pytest.raises(DatasetError, match=r"Ray worker on .*capsule\.npz.* checksum .*not the driver's"):
+            build_dataset_on_ray(folder, scored, RayOptions(workers=1))
+        assert not folder.exists(), "nothing was written"
 
 
 def test_ray_options_refuse_bad_values_in_one_line(tmp_path) -> None:

@@ -45,7 +45,7 @@ from .builder import (
     plan_build,
     sample_arrays,
 )
-from .store import DatasetError, DatasetFolder, Shard
+from .store import DatasetError, DatasetFolder, Shard, chunk_proof
 
 RAY_REQUIREMENT = "ray==2.60.0"
 LOCAL = "local"
@@ -230,10 +230,10 @@ def build_dataset_on_ray(
     if not todo:
         return report
     resuming = folder.exists()
-    if request.clip is None:
-        settings = folder.create_or_check(settings)["settings"]
     with connected(options) as ray:
-        run = _RayRun(ray, options, request, settings, len(todo), on_workers)
+        run = _RayRun(ray, options, request, settings, len(todo), on_workers)  # refuses another model
+        if request.clip is None:
+            settings = folder.create_or_check(settings)["settings"]
         engine = request.clip.engine if request.clip is not None else None
         queue = list(todo)
         if request.clip is not None:
@@ -300,8 +300,6 @@ class _RayRun:
             gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
         capacity = max(1, int(resources.get("CPU", 1) // options.cpus_per_worker))
         self.count = max(1, min(options.workers or capacity, chunks))
-        from .store import chunk_proof
-
         self.key = chunk_proof(settings, -1)
         # The model travels as its name and checksum: every worker loads its own copy.
         job = WorkerJob(
