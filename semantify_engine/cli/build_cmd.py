@@ -68,8 +68,9 @@ def run(arguments: argparse.Namespace) -> int:
     )
     if request.clip is None:
         print(
-            "Word sliders need CLIP weights: this build made measurement sliders. Give weights with "
-            "--pretrained /path/to/weights (or SEMANTIFY_CLIP_PRETRAINED) and run again with a new --out."
+            f"Word sliders need CLIP weights: this build made sliders from {summary['kind']}. Give "
+            "weights with --pretrained /path/to/weights (or SEMANTIFY_CLIP_PRETRAINED) and run again "
+            "with a new --out."
         )
     print(json.dumps(summary, indent=2))
     return 0
