@@ -64,8 +64,10 @@ def test_measurement_build_hits_requested_heights(tmp_path, capsys) -> None:
     # 600 samples teach 4 sliders (nine, the default with attributes, need the default 6000)
     command = ["build", "--out", str(out), "--samples", "600", "--scorer", "metric", "--no-sweep"]
     assert cli_main([*command, "--force", "height,chest,waist,hips", "--descriptors", "4"]) == 0
-    summary = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    note, printed = capsys.readouterr().out.split("\n", 1)
+    summary = json.loads(printed)
     assert summary["descriptors"] == ["height", "chest", "waist", "hips"]
+    assert "this build made sliders from measurements. Give weights with --pretrained" in note
     body = load("anny-body")
     mapper = load_mapper(out / "mapper.npz")
     index = mapper.descriptor_names.index("height")
