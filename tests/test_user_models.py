@@ -606,18 +606,17 @@ def test_model_from_shape_keys_arrays() -> None:
 
 # --------------------------------------------------------------------------------- hostile files
 BOUNDED_LOAD = r"""
-import resource, sys, time
+import resource, sys
 limit = 1_500_000_000  # 1.5 GB of address space: a bomb that is not caught dies here instead of the machine
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from semantify_engine.errors import ModelFileError
 from semantify_engine.models.user_models import load_user_model
-started = time.perf_counter()
 try:
     load_user_model(sys.argv[2], sys.argv[1])
 except ModelFileError as error:
     print("refused:", str(error).splitlines()[0])
     print("lines:", len(str(error).splitlines()))
-print("seconds:", time.perf_counter() - started)
+print("finished")
 """
 
 
@@ -670,7 +669,7 @@ def test_a_deep_or_self_sharing_chumpy_expression_is_refused_not_recursed_into(t
         shared = ChAdd(shared, shared)
     write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", {"v_template": shared})
     output = load_bounded(tmp_path, "mano-right")
-    assert "seconds:" in output  # it finished: evaluated once per term (2**60 times would hit the timeout)
+    assert "finished" in output  # evaluated once per term: 2**60 evaluations would never end
     crossed = ChAdd(Ch(np.ones((20000, 1))), Ch(np.ones((1, 20000))))  # broadcasting: 400 million numbers
     write_pickle(tmp_path / "mano" / "MANO_RIGHT.pkl", {"v_template": crossed})
     assert "expands to 400,000,000 numbers" in load_bounded(tmp_path, "mano-right")
