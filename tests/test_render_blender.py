@@ -12,7 +12,7 @@ from semantify_engine.render.settings import RenderSettings
 from semantify_engine.render.views import NAMED_VIEWS, compute_framing, parse_views
 
 bpy = pytest.importorskip("bpy")
-from semantify_engine.render.blender import BlenderRenderer  # noqa: E402
+from semantify_engine.render.blender import BlenderRenderer, pair_triangles  # noqa: E402
 
 pytestmark = pytest.mark.blender
 FRONT, SIDE = NAMED_VIEWS["front"], NAMED_VIEWS["side"]
@@ -75,6 +75,54 @@ def test_packed_frames_equal_one_image_per_frame(capsule: LinearMorphableModel) 
     difference = np.abs(many.astype(int) - one_by_one)
     assert difference.max() <= 6, "packing tiles must not change what a tile shows"
     assert np.any(difference, axis=-1).mean() < 0.002
+
+
+def drawn_triangles(corners: np.ndarray, starts: np.ndarray) -> list[tuple[int, ...]]:
+    """The triangles Blender draws for faces of 3 and 4 corners (a quad is cut along corners 0-2), each
+    rotated to start at its smallest vertex so that orientation is kept but the start does not matter."""
+    ends = np.append(starts[1:], len(corners))
+    triangles = []
+    for start, end in zip(starts, ends, strict=True):
+        face = corners[start:end].tolist()
+        triangles += [face] if len(face) == 3 else [face[:3], [face[0], face[2], face[3]]]
+    return sorted(tuple(t[t.index(min(t)) :] + t[: t.index(min(t))]) for t in triangles)
+
+
+def test_paired_triangles_are_the_same_triangles(capsule: LinearMorphableModel) -> None:
+    corners, starts = pair_triangles(capsule.faces, [capsule.template])
+    sizes = np.diff(np.append(starts, len(corners)))
+    assert (sizes == 4).all(), "the capsule's triangles come in quad pairs"
+    assert drawn_triangles(corners, starts) == drawn_triangles(
+        capsule.faces.ravel(), np.arange(0, capsule.faces.size, 3)
+    )
+
+
+def test_sharply_folded_or_misoriented_pairs_stay_triangles() -> None:
+    square = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], float)
+    folded = square.copy()
+    folded[3] = [0.9, 0.2, 0.9]  # the second triangle folds back over the first (fold > 60°)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    corners, starts = pair_triangles(faces, [square])
+    assert len(starts) == 1 and drawn_triangles(corners, starts) == drawn_triangles(
+        faces.ravel(), np.array([0, 3])
+    )
+    assert len(pair_triangles(faces, [square, folded])[1]) == 2, (
+        "one folded shape is enough to keep them apart"
+    )
+    flipped = np.array([[0, 1, 2], [0, 3, 2]])  # faces the other way: a quad would turn it
+    assert len(pair_triangles(flipped, [square])[1]) == 2
+
+
+def test_quads_draw_what_the_triangles_draw(capsule: LinearMorphableModel) -> None:
+    coefficients = np.random.default_rng(4).uniform(-2, 2, size=(4, 3)).astype(np.float32)
+    with BlenderRenderer(capsule, (FRONT, SIDE), quads=False) as triangles:
+        expected = triangles.render(coefficients)
+    with BlenderRenderer(capsule, (FRONT, SIDE)) as quads:
+        assert len(quads._meshes[0].polygons) == len(capsule.faces) // 2, "drawn as quads"
+        got = quads.render(coefficients)
+    # The same triangles with the same normals: at most a rounding step on a few pixels.
+    difference = np.abs(got.astype(int) - expected)
+    assert difference.max() <= 1 and np.any(difference, axis=-1).mean() < 0.001
 
 
 @pytest.mark.parametrize("sign", [-1.0, 1.0])

