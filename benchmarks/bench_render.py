@@ -9,11 +9,11 @@ images agree before it prints the ratio.
     .venv/bin/python benchmarks/bench_render.py [--model anny-body] [--samples 48] [--profile]
 
 ``--profile`` adds where a packed frame's time goes, each part timed on its own in turns (best of 5):
-setting the shapes (Python and ``foreach_set``), the render call as a whole, the same call with every
-tile hidden (what costs per pixel whatever is drawn: Workbench's full-screen passes, reading the frame
-back from the GPU, colour management, writing the file) and with the tiles drawn into a 64² frame (what
-costs per mesh: scene evaluation, draw buffers, vertex processing), and reading the file and cutting it
-into tiles.
+setting the shapes (``foreach_set``, and the triangle normals the quad meshes take), laying the tiles
+out (their crops, from the vertices), the render call as a whole, the same call with every tile hidden
+(what costs per pixel whatever is drawn: Workbench's full-screen passes, reading the frame back from the
+GPU, colour management, writing the file) and with the tiles drawn into a 64² frame (what costs per
+mesh: scene evaluation, draw buffers, vertex processing), and reading the file and cutting it into tiles.
 """
 
 from __future__ import annotations
@@ -101,20 +101,19 @@ def profile(renderer: BlenderRenderer, coefficients: np.ndarray) -> None:
     def set_shapes() -> None:
         for slot, shape in enumerate(vertices):
             renderer._set_shape(renderer._meshes[slot], shape)
+            renderer._shapes[slot] = shape
 
     def whole_frame() -> None:
         renderer._render_frame(jobs)
+
+    def lay_out() -> None:
+        layouts.append(renderer._lay_out(jobs))
 
     def render_call() -> None:
         renderer._write_frame()
 
     def read_and_cut() -> None:
-        frame = packed.read_tga(renderer._frame_base.with_suffix(".tga"))
-        pixels = renderer.settings.tile_pixels
-        out = np.empty((len(jobs), pixels, pixels, 3), np.uint8)
-        for index in range(len(jobs)):
-            row, column = divmod(index, renderer._grid)
-            out[index] = frame[row * pixels : (row + 1) * pixels, column * pixels : (column + 1) * pixels]
+        renderer._cut(packed.read_tga(renderer._frame_base.with_suffix(".tga")), layouts[-1])
 
     def hidden(call: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -133,16 +132,19 @@ def profile(renderer: BlenderRenderer, coefficients: np.ndarray) -> None:
         renderer._write_frame()
         render.resolution_x, render.resolution_y = size
 
+    layouts: list = []
     parts = {
-        "set the shapes (foreach_set, mesh update)": set_shapes,
+        "set the shapes (foreach_set, normals, mesh update)": set_shapes,
+        "lay the tiles out (crops from the vertices)": lay_out,
         "render call (evaluate, draw, read back, write)": render_call,
         "read the file, cut into tiles": read_and_cut,  # the frame render_call just wrote
         "  render call, every tile hidden: per-pixel costs": hidden(render_call),
         "  render call, tiles in a 64² frame: per-mesh costs": small_frame,
         "whole frame as render() does it": whole_frame,
     }
-    whole_frame()  # lays the tiles out
     set_shapes()
+    whole_frame()  # lays the tiles out
+    lay_out()
     best = {name: float("inf") for name in parts}
     for _ in range(5):
         for name, part in parts.items():
@@ -150,7 +152,8 @@ def profile(renderer: BlenderRenderer, coefficients: np.ndarray) -> None:
             started = time.perf_counter()
             part()
             best[name] = min(best[name], time.perf_counter() - started)
-    print(f"profile of one frame ({len(jobs)} tiles, {samples} samples × {views} views), best of 5:")
+    size = f"{scene.render.resolution_x}×{scene.render.resolution_y}"
+    print(f"profile of one frame ({len(jobs)} tiles, {samples} samples × {views} views, {size}), best of 5:")
     for name, seconds in best.items():
         print(f"  {name:<50} {seconds * 1000:7.1f} ms/frame {seconds / len(jobs) * 1000:6.2f} ms/image")
 
@@ -199,7 +202,10 @@ def main() -> None:
         f"settings: {settings.resolution}² Workbench, supersample {settings.supersample}, {tiles} tiles/frame"
     )
     changed = np.any(difference, -1).mean()
-    print(f"images agree: max difference {difference.max()} levels on {changed:.3%} of pixels")
+    print(
+        f"images agree: max difference {difference.max()} levels on {changed:.3%} of pixels "
+        f"(mean {difference.mean():.4f} levels)"
+    )
     print(f"naive  : {naive_seconds / images * 1000:7.1f} ms/image  ({images / naive_seconds:6.1f} images/s)")
     print(f"packed : {ours_seconds / images * 1000:7.1f} ms/image  ({images / ours_seconds:6.1f} images/s)")
     print(f"speed-up packed / naive: {naive_seconds / ours_seconds:.2f}x")

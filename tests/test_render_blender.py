@@ -125,6 +125,28 @@ def test_quads_draw_what_the_triangles_draw(capsule: LinearMorphableModel) -> No
     assert difference.max() <= 1 and np.any(difference, axis=-1).mean() < 0.001
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [RenderSettings(), RenderSettings(resolution=64, supersample=2, background=(1.0, 0.5, 0.2))],
+    ids=["default", "supersampled-coloured"],
+)
+def test_cropped_tiles_are_the_full_tiles(capsule: LinearMorphableModel, settings: RenderSettings) -> None:
+    # Shapes up to 4 std: wider and taller than the frame was made for, so crops differ from frame to frame.
+    coefficients = np.random.default_rng(6).uniform(-4, 4, size=(9, 3)).astype(np.float32)
+    with BlenderRenderer(capsule, (FRONT, SIDE), settings, sigmas=4.0) as full:
+        full._crop = False
+        expected = full.render(coefficients)
+    with BlenderRenderer(capsule, (FRONT, SIDE), settings, sigmas=4.0) as cropped:
+        assert cropped._crop, "Workbench tiles are cropped"
+        cropped.render(coefficients[:8])  # one full frame of 4 × 4 tiles
+        assert cropped._scene.render.resolution_x < 0.7 * 4 * settings.tile_pixels, "columns are cropped"
+        got = cropped.render(coefficients)
+    # Tiles move by whole pixels: rounding may move an edge pixel's shading, never more (as when packing).
+    difference = np.abs(got.astype(int) - expected)
+    assert difference.max() <= 6 and np.any(difference, axis=-1).mean() < 0.002
+    assert np.all(got[:, :, 0, 0] == expected[:, :, 0, 0]), "background where the crop left the tile"
+
+
 @pytest.mark.parametrize("sign", [-1.0, 1.0])
 def test_silhouettes_stay_inside_the_frame_at_three_std(capsule: LinearMorphableModel, sign: float) -> None:
     rng = np.random.default_rng(int(sign > 0))

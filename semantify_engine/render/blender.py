@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -198,6 +198,10 @@ class BlenderRenderer:
         self._tiles: list[Any] = []
         self._meshes: list[Any] = []  # one per sample a frame can hold; the views of a sample share one
         self._quads = quads
+        self._shapes: dict[int, np.ndarray] = {}  # mesh slot -> the vertices it holds, to crop tiles to
+        # Workbench shades each pixel from its own surface only (no shadows, cavity or outlines here), so a
+        # tile can be rendered cropped to where its body is and laid on background: see _lay_out.
+        self._crop = self.settings.engine == "workbench"
         self._normals_source: Any = None  # the triangle mesh whose normals quad meshes take (see _set_shape)
         self._normals = np.empty(model.vertex_count * 3, dtype=np.float32)
         self._owned: list[tuple[Any, Any]] = []  # (collection, datablock) to remove on close
@@ -229,9 +233,9 @@ class BlenderRenderer:
             slots = {sample: slot for slot, sample in enumerate(samples)}
             for slot, vertices in enumerate(self.model.vertices(batch[samples])):
                 self._set_shape(self._meshes[slot], vertices)
-            tiles = self._render_frame([(slots[sample], view) for sample, view in chunk])
-            for (sample, view), image in zip(chunk, tiles, strict=True):
-                out[sample, view] = image
+                self._shapes[slot] = vertices
+            into = [out[sample, view] for sample, view in chunk]
+            self._render_frame([(slots[sample], view) for sample, view in chunk], into)
             if progress is not None:
                 progress((start + len(chunk)) // len(self.views))
         return out
@@ -294,6 +298,11 @@ class BlenderRenderer:
         scene.camera = camera
         self._camera = camera
 
+        self._rotations = [
+            (math.radians(view.elevation), 0.0, math.radians(view.azimuth)) for view in self.views
+        ]
+        # Each view's screen axes (right, up) in the object's frame: axes @ vertex is its place on screen.
+        self._screen_axes = [_euler_matrix(angles)[[0, 2]].astype(np.float32) for angles in self._rotations]
         material = self._build_look(scene)
         depth = self._camera_distance()
         camera.location = (0.0, -depth, 0.0)
@@ -415,41 +424,123 @@ class BlenderRenderer:
             mesh.attributes["custom_normal"].data.foreach_set("vector", self._normals)
         mesh.update()
 
-    def _render_frame(self, tiles: list[tuple[int, int]]) -> list[np.ndarray]:
-        """Render one frame holding ``(mesh slot, view index)`` tiles; return each tile's image.
+    def _render_frame(
+        self, tiles: list[tuple[int, int]], into: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """Render one frame holding ``(mesh slot, view index)`` tiles; return each tile's image, written
+        into ``into`` (one ``(R, R, 3)`` array per tile) when given, to save a copy.
 
         The views of one sample are objects sharing the sample's mesh, so Blender evaluates each shape
         (normals, draw buffers) once per frame, not once per view.
         """
+        layout = self._lay_out(tiles)
+        return self._cut(read_tga(self._write_frame()), layout, into)
+
+    def _lay_out(self, tiles: list[tuple[int, int]]) -> _Layout:
+        """Place the tiles' objects and size the frame; return where each tile landed.
+
+        Tiles sit in a grid. With cropping, a grid column is only as wide as its bodies need (and a row
+        only as tall), measured from the vertices themselves, so nothing drawn is left out: a standing
+        body fills a third of its square, and every pixel of a frame costs time (Workbench's full-screen
+        passes, reading back, colour management, writing the file) whether anything is drawn there or
+        not. Each tile's crop is a whole-pixel window of the full tile, so its pixels are sampled where
+        the full tile's would be and :meth:`_cut` puts it back on background exactly.
+        """
         settings, framing = self.settings, self.framing
+        pixels, factor = settings.tile_pixels, settings.supersample
         columns = min(self._grid, len(tiles))
         rows = -(-len(tiles) // columns)
-        pixels = settings.tile_pixels
+        places = [divmod(index, columns) for index in range(len(tiles))]
+        column_span = np.array([[pixels, 0]] * columns) if self._crop else np.array([[0, pixels]] * columns)
+        row_span = np.array([[pixels, 0]] * rows) if self._crop else np.array([[0, pixels]] * rows)
+        if self._crop:
+            for (row, column), (slot, view_index) in zip(places, tiles, strict=True):
+                left, right, top, bottom = self._extent(slot, view_index)
+                column_span[column] = min(column_span[column, 0], left), max(column_span[column, 1], right)
+                row_span[row] = min(row_span[row, 0], top), max(row_span[row, 1], bottom)
+            # Whole supersampling blocks, so that averaging them gives the full tile's pixels.
+            column_span = np.stack([column_span[:, 0] // factor, -(-column_span[:, 1] // factor)], 1) * factor
+            row_span = np.stack([row_span[:, 0] // factor, -(-row_span[:, 1] // factor)], 1) * factor
+        widths, heights = column_span[:, 1] - column_span[:, 0], row_span[:, 1] - row_span[:, 0]
+        lefts = np.concatenate([[0], np.cumsum(widths)[:-1]])
+        tops = np.concatenate([[0], np.cumsum(heights)[:-1]])
+        # One more column than the tiles need: never drawn on, it tells what background Blender renders.
+        width, height = int(widths.sum()) + (1 if self._crop else 0), int(heights.sum())
         render = self._scene.render
-        render.resolution_x, render.resolution_y = columns * pixels, rows * pixels
-        self._camera.data.ortho_scale = max(columns, rows) * framing.side
+        render.resolution_x, render.resolution_y = width, height
+        metres = framing.side / pixels  # one pixel
+        self._camera.data.ortho_scale = max(width, height) * metres
         for index, tile in enumerate(self._tiles):
             if index >= len(tiles):
                 tile.hide_render = True
                 continue
             slot, view_index = tiles[index]
-            view = self.views[view_index]
-            row, column = divmod(index, columns)
-            centre_x = (column - (columns - 1) / 2) * framing.side
-            centre_z = ((rows - 1) / 2 - row) * framing.side
+            row, column = places[index]
+            # The full tile's centre in pixels from the frame's top left corner (then metres from its middle).
+            across = lefts[column] - column_span[column, 0] + pixels / 2
+            down = tops[row] - row_span[row, 0] + pixels / 2
             offset = framing.centres[view_index]
             tile.hide_render = False
             if tile.data != self._meshes[slot]:
                 tile.data = self._meshes[slot]
-            tile.rotation_euler = (math.radians(view.elevation), 0.0, math.radians(view.azimuth))
-            tile.location = (centre_x - float(offset[0]), 0.0, centre_z - float(offset[1]))
-        frame = read_tga(self._write_frame())
+            tile.rotation_euler = self._rotations[view_index]
+            tile.location = (
+                (across - width / 2) * metres - float(offset[0]),
+                0.0,
+                (height / 2 - down) * metres - float(offset[1]),
+            )
+        return _Layout(places, lefts, tops, column_span, row_span)
+
+    def _extent(self, slot: int, view_index: int) -> tuple[int, int, int, int]:
+        """The pixels of its full tile that a shape may touch: left, right, top, bottom (ends excluded).
+
+        The projection is the object's own rotation (Blender's, from the same Euler angles), so the
+        window holds every vertex, hence every triangle; two pixels of guard absorb rounding.
+        """
+        pixels = self.settings.tile_pixels
+        metres = self.framing.side / pixels
+        # (2, V): right and up in metres, rows contiguous (numpy's min over the rows of a (V, 2) is slow).
+        screen = self._screen_axes[view_index] @ self._shapes[slot].T
+        (x_low, z_low), (x_high, z_high) = screen.min(axis=1), screen.max(axis=1)
+        centre_x, centre_z = (float(value) for value in self.framing.centres[view_index])
+        guard = 2
+        return (
+            max(0, math.floor((x_low - centre_x) / metres + pixels / 2) - guard),
+            min(pixels, math.ceil((x_high - centre_x) / metres + pixels / 2) + guard),
+            max(0, math.floor(pixels / 2 - (z_high - centre_z) / metres) - guard),
+            min(pixels, math.ceil(pixels / 2 - (z_low - centre_z) / metres) + guard),
+        )
+
+    def _cut(
+        self, frame: np.ndarray, layout: _Layout, into: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """Each tile's image from a frame laid out by :meth:`_lay_out`, on background where cropped."""
+        settings = self.settings
+        pixels, factor = settings.tile_pixels, settings.supersample
         frame = frame[..., :3] if self._opaque else composite(frame, settings.background)
+        if not self._crop:
+            background = None  # every tile is whole
+        elif self._opaque:
+            background = frame[0, -1].copy()  # the extra, empty column: the background exactly as rendered
+        else:
+            background = composite(np.zeros((1, 1, 4), np.uint8), settings.background)[0, 0]
+        size = settings.resolution
         images = []
-        for index in range(len(tiles)):
-            row, column = divmod(index, columns)
-            cut = frame[row * pixels : (row + 1) * pixels, column * pixels : (column + 1) * pixels]
-            images.append(downsample(cut, settings.supersample))
+        for index, (row, column) in enumerate(layout.places):
+            left, right = layout.column_span[column]
+            top, bottom = layout.row_span[row]
+            x, y = layout.lefts[column], layout.tops[row]
+            cut = frame[y : y + bottom - top, x : x + right - left]
+            image = np.empty((size, size, 3), np.uint8) if into is None else into[index]
+            if right - left < pixels or bottom - top < pixels:
+                full = np.empty((pixels, pixels, 3), np.uint8) if factor > 1 else image
+                full[:top], full[bottom:] = background, background
+                full[top:bottom, :left], full[top:bottom, right:] = background, background
+                full[top:bottom, left:right] = cut
+                cut = full
+            if cut is not image:
+                image[...] = downsample(cut, factor)
+            images.append(image)
         return images
 
     def _write_frame(self) -> Path:
@@ -501,6 +592,24 @@ def _blender_chatter_silenced() -> Iterator[None]:
             if not line.startswith(_HARMLESS_STDERR):
                 sys.stderr.write(line)
         captured.close()
+
+
+class _Layout(NamedTuple):
+    """Where the tiles of a frame are: grid places, column and row starts in the frame (pixels), and
+    the window ``[start, end)`` of the full tile that each column and row shows."""
+
+    places: list[tuple[int, int]]
+    lefts: np.ndarray
+    tops: np.ndarray
+    column_span: np.ndarray
+    row_span: np.ndarray
+
+
+def _euler_matrix(angles: tuple[float, float, float]) -> np.ndarray:
+    """The rotation matrix of an object whose XYZ Euler angles are ``angles``, as Blender builds it."""
+    import mathutils
+
+    return np.array(mathutils.Euler(angles, "XYZ").to_matrix(), dtype=np.float64)
 
 
 def _srgb_to_linear(value: float) -> float:
