@@ -514,16 +514,25 @@ class BlenderRenderer:
     def _cut(
         self, frame: np.ndarray, layout: _Layout, into: list[np.ndarray] | None = None
     ) -> list[np.ndarray]:
-        """Each tile's image from a frame laid out by :meth:`_lay_out`, on background where cropped."""
+        """Each tile's image from a frame laid out by :meth:`_lay_out`, on background where cropped.
+
+        The frame is turned from Targa's BGR into RGB in one pass and each tile starts as a copy of one
+        background tile: per tile, numpy's reversed-channel copies and 3-byte broadcasts cost ~0.2 ms each.
+        """
         settings = self.settings
         pixels, factor = settings.tile_pixels, settings.supersample
-        frame = frame[..., :3] if self._opaque else composite(frame, settings.background)
-        if not self._crop:
-            background = None  # every tile is whole
-        elif self._opaque:
-            background = frame[0, -1].copy()  # the extra, empty column: the background exactly as rendered
+        if self._opaque:
+            frame = np.ascontiguousarray(frame[..., :3])
         else:
-            background = composite(np.zeros((1, 1, 4), np.uint8), settings.background)[0, 0]
+            frame = composite(frame, settings.background)
+        backdrop = None
+        if self._crop:
+            if self._opaque:
+                colour = frame[0, -1]  # the extra, empty column: the background exactly as rendered
+            else:
+                colour = composite(np.zeros((1, 1, 4), np.uint8), settings.background)[0, 0]
+            backdrop = np.empty((pixels, pixels, 3), np.uint8)
+            backdrop[...] = colour
         size = settings.resolution
         images = []
         for index, (row, column) in enumerate(layout.places):
@@ -532,10 +541,9 @@ class BlenderRenderer:
             x, y = layout.lefts[column], layout.tops[row]
             cut = frame[y : y + bottom - top, x : x + right - left]
             image = np.empty((size, size, 3), np.uint8) if into is None else into[index]
-            if right - left < pixels or bottom - top < pixels:
+            if backdrop is not None and (right - left < pixels or bottom - top < pixels):
                 full = np.empty((pixels, pixels, 3), np.uint8) if factor > 1 else image
-                full[:top], full[bottom:] = background, background
-                full[top:bottom, :left], full[top:bottom, right:] = background, background
+                full[...] = backdrop
                 full[top:bottom, left:right] = cut
                 cut = full
             if cut is not image:
