@@ -196,9 +196,9 @@ def main() -> None:
     images = arguments.samples * len(views)
 
     # The two ways take turns, a whole pass each, and each keeps its best pass: on a shared machine a job
-    # starting between two single passes would skew the ratio. (Turns of one frame would not do: the first
-    # frame after the other scene rendered costs the packed renderer some 50 ms more, which a dataset
-    # build, rendering frame after frame, never pays.)
+    # starting between two single passes would skew the ratio. Each pass starts with an untimed frame:
+    # the first frame after the other scene rendered costs the packed renderer some 50 ms more, which a
+    # dataset build, rendering frame after frame, never pays (so turns of one frame would not do either).
     with BlenderRenderer(model, views, settings, framing_components=count) as renderer:
         framing, tiles = renderer.framing, renderer.tiles_per_frame
         naive_renderer = NaiveRenderer(model, views, framing, RenderSettings(resolution=settings.tile_pixels))
@@ -206,9 +206,11 @@ def main() -> None:
         naive_renderer.render(coefficients[:1])
         ours_passes, naive_passes = [], []
         for _ in range(arguments.rounds):
+            renderer.render(coefficients[: max(1, tiles // len(views))])
             started = time.perf_counter()
             ours = renderer.render(coefficients)
             ours_passes.append(time.perf_counter() - started)
+            naive_renderer.render(coefficients[:1])
             started = time.perf_counter()
             naive = naive_renderer.render(coefficients)
             naive_passes.append(time.perf_counter() - started)
