@@ -147,6 +147,18 @@ def test_cropped_tiles_are_the_full_tiles(capsule: LinearMorphableModel, setting
     assert np.all(got[:, :, 0, 0] == expected[:, :, 0, 0]), "background where the crop left the tile"
 
 
+def test_a_shape_wider_than_its_tile_stays_out_of_its_neighbours(capsule: LinearMorphableModel) -> None:
+    # The frame is made for ±1 std; +40 std of width makes the capsule twice as wide as its tile.
+    shapes = np.array([[0, 0, 0], [0, 40, 0], [0, 0, 0]], np.float32)
+    with BlenderRenderer(capsule, (FRONT,), sigmas=1.0) as renderer:
+        alone = renderer.render(shapes[:1])[0, 0]
+        together = renderer.render(shapes)[:, 0]
+    assert foreground(together[1]).all(axis=1).any(), "the wide one fills its tile from side to side"
+    for neighbour in (together[0], together[2]):
+        difference = np.abs(neighbour.astype(int) - alone)
+        assert difference.max() <= 6 and np.any(difference, axis=-1).mean() < 0.002
+
+
 @pytest.mark.parametrize("sign", [-1.0, 1.0])
 def test_silhouettes_stay_inside_the_frame_at_three_std(capsule: LinearMorphableModel, sign: float) -> None:
     rng = np.random.default_rng(int(sign > 0))

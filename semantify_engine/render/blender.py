@@ -495,7 +495,10 @@ class BlenderRenderer:
         """The pixels of its full tile that a shape may touch: left, right, top, bottom (ends excluded).
 
         The projection is the object's own rotation (Blender's, from the same Euler angles), so the
-        window holds every vertex, hence every triangle; two pixels of guard absorb rounding.
+        window holds every vertex, hence every triangle; two pixels of guard absorb rounding. A shape
+        larger than its tile (outside the box the frame was made for) gets a window reaching past the
+        tile, up to a tile's width on each side, so that what is cut away lands in its own column or row,
+        not on a neighbour's body.
         """
         pixels = self.settings.tile_pixels
         metres = self.framing.side / pixels
@@ -505,10 +508,10 @@ class BlenderRenderer:
         centre_x, centre_z = (float(value) for value in self.framing.centres[view_index])
         guard = 2
         return (
-            max(0, math.floor((x_low - centre_x) / metres + pixels / 2) - guard),
-            min(pixels, math.ceil((x_high - centre_x) / metres + pixels / 2) + guard),
-            max(0, math.floor(pixels / 2 - (z_high - centre_z) / metres) - guard),
-            min(pixels, math.ceil(pixels / 2 - (z_low - centre_z) / metres) + guard),
+            max(-pixels, math.floor((x_low - centre_x) / metres + pixels / 2) - guard),
+            min(2 * pixels, math.ceil((x_high - centre_x) / metres + pixels / 2) + guard),
+            max(-pixels, math.floor(pixels / 2 - (z_high - centre_z) / metres) - guard),
+            min(2 * pixels, math.ceil(pixels / 2 - (z_low - centre_z) / metres) + guard),
         )
 
     def _cut(
@@ -536,9 +539,11 @@ class BlenderRenderer:
         size = settings.resolution
         images = []
         for index, (row, column) in enumerate(layout.places):
-            left, right = layout.column_span[column]
-            top, bottom = layout.row_span[row]
-            x, y = layout.lefts[column], layout.tops[row]
+            # The part of the column's and row's window inside the tile (a window may reach past it).
+            (start_x, end_x), (start_y, end_y) = layout.column_span[column], layout.row_span[row]
+            left, right = max(start_x, 0), min(end_x, pixels)
+            top, bottom = max(start_y, 0), min(end_y, pixels)
+            x, y = layout.lefts[column] + left - start_x, layout.tops[row] + top - start_y
             cut = frame[y : y + bottom - top, x : x + right - left]
             image = np.empty((size, size, 3), np.uint8) if into is None else into[index]
             if backdrop is not None and (right - left < pixels or bottom - top < pixels):
