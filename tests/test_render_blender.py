@@ -12,7 +12,7 @@ from semantify_engine.render.settings import RenderSettings
 from semantify_engine.render.views import NAMED_VIEWS, compute_framing, parse_views
 
 bpy = pytest.importorskip("bpy")
-from semantify_engine.render.blender import BlenderRenderer  # noqa: E402
+from semantify_engine.render.blender import BlenderRenderer, pair_triangles  # noqa: E402
 
 pytestmark = pytest.mark.blender
 FRONT, SIDE = NAMED_VIEWS["front"], NAMED_VIEWS["side"]
@@ -75,6 +75,88 @@ def test_packed_frames_equal_one_image_per_frame(capsule: LinearMorphableModel) 
     difference = np.abs(many.astype(int) - one_by_one)
     assert difference.max() <= 6, "packing tiles must not change what a tile shows"
     assert np.any(difference, axis=-1).mean() < 0.002
+
+
+def drawn_triangles(corners: np.ndarray, starts: np.ndarray) -> list[tuple[int, ...]]:
+    """The triangles Blender draws for faces of 3 and 4 corners (a quad is cut along corners 0-2), each
+    rotated to start at its smallest vertex so that orientation is kept but the start does not matter."""
+    ends = np.append(starts[1:], len(corners))
+    triangles = []
+    for start, end in zip(starts, ends, strict=True):
+        face = corners[start:end].tolist()
+        triangles += [face] if len(face) == 3 else [face[:3], [face[0], face[2], face[3]]]
+    return sorted(tuple(t[t.index(min(t)) :] + t[: t.index(min(t))]) for t in triangles)
+
+
+def test_paired_triangles_are_the_same_triangles(capsule: LinearMorphableModel) -> None:
+    corners, starts = pair_triangles(capsule.faces, [capsule.template])
+    sizes = np.diff(np.append(starts, len(corners)))
+    assert (sizes == 4).all(), "the capsule's triangles come in quad pairs"
+    assert drawn_triangles(corners, starts) == drawn_triangles(
+        capsule.faces.ravel(), np.arange(0, capsule.faces.size, 3)
+    )
+
+
+def test_sharply_folded_or_misoriented_pairs_stay_triangles() -> None:
+    square = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], float)
+    folded = square.copy()
+    folded[3] = [0.9, 0.2, 0.9]  # the second triangle folds back over the first (fold > 60°)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    corners, starts = pair_triangles(faces, [square])
+    assert len(starts) == 1 and drawn_triangles(corners, starts) == drawn_triangles(
+        faces.ravel(), np.array([0, 3])
+    )
+    assert len(pair_triangles(faces, [square, folded])[1]) == 2, (
+        "one folded shape is enough to keep them apart"
+    )
+    flipped = np.array([[0, 1, 2], [0, 3, 2]])  # faces the other way: a quad would turn it
+    assert len(pair_triangles(flipped, [square])[1]) == 2
+
+
+def test_quads_draw_what_the_triangles_draw(capsule: LinearMorphableModel) -> None:
+    coefficients = np.random.default_rng(4).uniform(-2, 2, size=(4, 3)).astype(np.float32)
+    with BlenderRenderer(capsule, (FRONT, SIDE), quads=False) as triangles:
+        expected = triangles.render(coefficients)
+    with BlenderRenderer(capsule, (FRONT, SIDE)) as quads:
+        assert len(quads._meshes[0].polygons) == len(capsule.faces) // 2, "drawn as quads"
+        got = quads.render(coefficients)
+    # The same triangles with the same normals: at most a rounding step on a few pixels.
+    difference = np.abs(got.astype(int) - expected)
+    assert difference.max() <= 1 and np.any(difference, axis=-1).mean() < 0.001
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [RenderSettings(), RenderSettings(resolution=64, supersample=2, background=(1.0, 0.5, 0.2))],
+    ids=["default", "supersampled-coloured"],
+)
+def test_cropped_tiles_are_the_full_tiles(capsule: LinearMorphableModel, settings: RenderSettings) -> None:
+    # Shapes up to 4 std: wider and taller than the frame was made for, so crops differ from frame to frame.
+    coefficients = np.random.default_rng(6).uniform(-4, 4, size=(9, 3)).astype(np.float32)
+    with BlenderRenderer(capsule, (FRONT, SIDE), settings, sigmas=4.0) as full:
+        full._crop = False
+        expected = full.render(coefficients)
+    with BlenderRenderer(capsule, (FRONT, SIDE), settings, sigmas=4.0) as cropped:
+        assert cropped._crop, "Workbench tiles are cropped"
+        cropped.render(coefficients[:8])  # one full frame of 4 × 4 tiles
+        assert cropped._scene.render.resolution_x < 0.7 * 4 * settings.tile_pixels, "columns are cropped"
+        got = cropped.render(coefficients)
+    # Tiles move by whole pixels: rounding may move an edge pixel's shading, never more (as when packing).
+    difference = np.abs(got.astype(int) - expected)
+    assert difference.max() <= 6 and np.any(difference, axis=-1).mean() < 0.002
+    assert np.all(got[:, :, 0, 0] == expected[:, :, 0, 0]), "background where the crop left the tile"
+
+
+def test_a_shape_wider_than_its_tile_stays_out_of_its_neighbours(capsule: LinearMorphableModel) -> None:
+    # The frame is made for ±1 std; +40 std of width makes the capsule twice as wide as its tile.
+    shapes = np.array([[0, 0, 0], [0, 40, 0], [0, 0, 0]], np.float32)
+    with BlenderRenderer(capsule, (FRONT,), sigmas=1.0) as renderer:
+        alone = renderer.render(shapes[:1])[0, 0]
+        together = renderer.render(shapes)[:, 0]
+    assert foreground(together[1]).all(axis=1).any(), "the wide one fills its tile from side to side"
+    for neighbour in (together[0], together[2]):
+        difference = np.abs(neighbour.astype(int) - alone)
+        assert difference.max() <= 6 and np.any(difference, axis=-1).mean() < 0.002
 
 
 @pytest.mark.parametrize("sign", [-1.0, 1.0])
