@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from semantify_engine.models import load
-from semantify_engine.render.blender import BlenderRenderer, import_bpy, mesh_from_arrays
+from semantify_engine.render.blender import TILE_ROTATION_MODE, BlenderRenderer, import_bpy, mesh_from_arrays
 from semantify_engine.render.images import composite, to_uint8
 from semantify_engine.render.settings import RenderSettings
 from semantify_engine.render.views import NAMED_VIEWS
@@ -84,6 +84,7 @@ class NaiveRenderer:
                 for vertex, position in zip(mesh.vertices, vertices, strict=True):
                     vertex.co = position
                 mesh.update()
+                body.rotation_mode = TILE_ROTATION_MODE
                 body.rotation_euler = (math.radians(view.elevation), 0.0, math.radians(view.azimuth))
                 body.location = (-float(framing.centres[index][0]), 0.0, -float(framing.centres[index][1]))
                 self.bpy.ops.render.render(write_still=True, scene=self.scene.name)

@@ -165,6 +165,20 @@ def test_other_settings_are_refused_not_mixed(capsule, tiny_spec, tmp_path) -> N
         clip_request(capsule, tiny_spec, samples=0)
 
 
+def test_elevated_views_record_how_they_are_turned_and_level_views_keep_their_record(
+    capsule, tiny_spec
+) -> None:
+    # Elevated views once rendered tipped before turned (rolled from the side): a dataset begun that way
+    # must not resume with the corrected renders, while front/side datasets resume as before.
+    level = capsule_clip_request(capsule, tiny_spec, WORDS, views="front,side").settings()["views"]
+    assert level == [
+        {"name": "front", "azimuth": 0.0, "elevation": 0.0},
+        {"name": "side", "azimuth": 90.0, "elevation": 0.0},
+    ]
+    elevated = capsule_clip_request(capsule, tiny_spec, WORDS, views="front,az90el30").settings()["views"]
+    assert "turn" not in elevated[0] and elevated[1]["turn"] == "azimuth, then elevation"
+
+
 def test_a_full_disk_leaves_no_torn_chunk_and_the_build_resumes(
     reference_build, capsule, tiny_spec, tmp_path, monkeypatch
 ) -> None:

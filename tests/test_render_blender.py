@@ -174,6 +174,27 @@ def test_silhouettes_stay_inside_the_frame_at_three_std(capsule: LinearMorphable
         assert not border.any(), "the silhouette touches the edge of the frame"
 
 
+@pytest.mark.parametrize("text", ["az90el30", "az45el-20"])
+def test_a_view_with_elevation_renders_what_its_projection_says(
+    capsule: LinearMorphableModel, text: str
+) -> None:
+    # The frame is sized from View.project; Blender must turn the body the same way, or a body seen from
+    # the side and above is rolled in the picture and leaves the frame's margins.
+    shape = np.array([[2.0, -1.5, 1.0]], np.float32)
+    (view,) = parse_views(text)
+    with BlenderRenderer(capsule, (view,)) as renderer:
+        image = renderer.render(shape)[0, 0]
+        framing, pixels = renderer.framing, renderer.settings.resolution
+    screen = (view.project(capsule.vertices(shape)[0]) - framing.centres[0]) / framing.side * pixels
+    columns = screen[:, 0] + pixels / 2
+    rows = pixels / 2 - screen[:, 1]
+    mask = foreground(image)
+    drawn_rows, drawn_columns = np.nonzero(mask)
+    expected = (rows.min(), rows.max(), columns.min(), columns.max())
+    drawn = (drawn_rows.min(), drawn_rows.max() + 1, drawn_columns.min(), drawn_columns.max() + 1)
+    assert np.abs(np.subtract(drawn, expected)).max() <= 2.0, f"drawn {drawn}, projected {expected}"
+
+
 def test_framing_covers_random_shapes_within_three_std(capsule: LinearMorphableModel) -> None:
     views = parse_views("front,side,az30el15")
     framing = compute_framing(capsule, views, sigmas=3.0)

@@ -43,6 +43,17 @@ FIDELITY_PROBE_SEED = 14
 """The fixed set of renders every check also compares: these samples, whatever the build's seed."""
 
 
+def _view_settings(view: View) -> dict[str, Any]:
+    """A view as the manifest records it. Elevated views were rendered tipped before they were turned
+    until the renderer turned them as :meth:`View.rotation` does (``render.blender.TILE_ROTATION_MODE``);
+    they say so, so that a dataset begun the old way is not resumed the new way. Level views render alike
+    either way and keep their old record."""
+    record: dict[str, Any] = {"name": view.label, "azimuth": view.azimuth, "elevation": view.elevation}
+    if view.elevation:
+        record["turn"] = "azimuth, then elevation"
+    return record
+
+
 @dataclass(frozen=True)
 class ClipScoring:
     """CLIP settings of a dataset: which model, which prompt template, which words, which image engine.
@@ -111,9 +122,7 @@ class DatasetRequest:
             "chunk_size": self.chunk_size,
             "sampling": self.plan.to_json(),
             # Views and render settings only matter when images are made (CLIP scoring).
-            "views": [{"name": v.label, "azimuth": v.azimuth, "elevation": v.elevation} for v in self.views]
-            if self.clip is not None
-            else [],
+            "views": [_view_settings(view) for view in self.views] if self.clip is not None else [],
             "render": self.render.to_json() if self.clip is not None else None,
             "clip": self.clip.to_json() if self.clip is not None else None,
             "metrics": self.metric_scorer().to_json() if self.metrics else None,

@@ -61,6 +61,12 @@ def blender_engine_id(bpy: Any, engine: str) -> str:
     raise RenderError(f"This Blender has no EEVEE engine (engines: {', '.join(sorted(available))}).")
 
 
+TILE_ROTATION_MODE = "ZXY"
+"""Tiles turn by azimuth about Z first, then tip by elevation about X, as :meth:`..views.View.rotation` does
+(Blender's ``ZXY`` applies Z first). With ``XYZ`` (tip, then spin) a side view from above came out rolled:
+the body was tipped about its own left-right axis, which the spin then turned towards the camera."""
+
+
 def mesh_from_arrays(
     bpy: Any, name: str, vertices: np.ndarray, faces: np.ndarray, face_starts: np.ndarray | None = None
 ) -> Any:
@@ -317,7 +323,7 @@ class BlenderRenderer:
             mesh = base if index == 0 else self._own(bpy.data.meshes, base.copy())
             self._meshes.append(mesh)
             tile = self._own(bpy.data.objects, bpy.data.objects.new(f"semantify-tile-{index}", mesh))
-            tile.rotation_mode = "XYZ"
+            tile.rotation_mode = TILE_ROTATION_MODE
             scene.collection.objects.link(tile)
             self._tiles.append(tile)
 
@@ -619,10 +625,10 @@ class _Layout(NamedTuple):
 
 
 def _euler_matrix(angles: tuple[float, float, float]) -> np.ndarray:
-    """The rotation matrix of an object whose XYZ Euler angles are ``angles``, as Blender builds it."""
+    """The rotation matrix of a tile whose Euler angles are ``angles``, as Blender builds it."""
     import mathutils
 
-    return np.array(mathutils.Euler(angles, "XYZ").to_matrix(), dtype=np.float64)
+    return np.array(mathutils.Euler(angles, TILE_ROTATION_MODE).to_matrix(), dtype=np.float64)
 
 
 def _srgb_to_linear(value: float) -> float:
