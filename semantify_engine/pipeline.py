@@ -31,7 +31,7 @@ import numpy as np
 from .atomic import atomic_output
 from .dataset.builder import DatasetRequest, build_dataset
 from .dataset.ray_build import RayOptions
-from .dataset.sampling import default_scheme
+from .dataset.sampling import BANK_SCHEMES, default_scheme
 from .dataset.store import DatasetFolder, chunk_indices, content_checksum
 from .errors import SemantifyError
 from .models.linear import LinearMorphableModel
@@ -79,7 +79,7 @@ def default_build_components(model: LinearMorphableModel, scheme: str | None = N
     move at all); all 52 at once make faces no one pulls, a few at a time (``sparse``) make expressions.
     """
     scheme = scheme or default_scheme(model)
-    if scheme == "bank":
+    if scheme in BANK_SCHEMES:
         return model.component_count
     if model.kind == "body":
         return min(model.component_count, 30)

@@ -100,6 +100,7 @@ def banked_capsule(count: int = 1200) -> LinearMorphableModel:
         populations=np.repeat([0, 1], [count // 2, count - count // 2]),
         population_names=("normal", "uniform"),
         plausibility=calibration(raw, held),
+        smooth=0.8 * coefficients,  # "without individual detail": any bodies other than the bank's own
     )
     regressor = fit_attribute_regressor(coefficients, labels, SETTINGS, quadratic_components=3)
     return replace(capsule, name="banked-capsule", bank=bank, attributes=regressor)

@@ -10,17 +10,18 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import capsule_clip_request
+from conftest import capsule_clip_request, make_capsule_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semantify_engine.cli.main import main as cli_main
 from semantify_engine.dataset.builder import DatasetRequest, build_dataset
-from semantify_engine.dataset.sampling import SamplingPlan, sample_coefficients
+from semantify_engine.dataset.sampling import SamplingPlan, bank_rows, sample_coefficients
 from semantify_engine.dataset.store import DatasetError, DatasetFolder, Shard, merge_datasets
 from semantify_engine.errors import SemantifyError
 from semantify_engine.models import LinearMorphableModel, save_model
@@ -460,8 +461,6 @@ def test_bank_samples_are_source_bodies_with_their_exact_settings(tmp_path) -> N
     from, not the regressor's reading of them (which is off by its error, 0.85-0.997 R² on the bodies)."""
     from conftest import banked_capsule
 
-    from semantify_engine.dataset.sampling import bank_rows
-
     model = banked_capsule()
     plan = SamplingPlan.for_model(model, seed=4, scheme="bank")
     request = DatasetRequest(model_spec="banked", model=model, samples=40, plan=plan, views=(), chunk_size=16)
@@ -477,6 +476,45 @@ def test_bank_samples_are_source_bodies_with_their_exact_settings(tmp_path) -> N
     read = model.attributes.predict(data["coefficients"])[:, [model.attributes.names.index(n) for n in names]]
     assert np.abs(read - data["attributes"]).max() > 1e-3, "the regressor alone differs: the test can tell"
     assert folder.read_manifest()["settings"]["attributes"]["source"] == "the bank's exact shape settings"
+
+
+def test_settings_samples_are_the_bank_bodies_without_detail_with_the_same_exact_settings(tmp_path) -> None:
+    from conftest import banked_capsule
+
+    model = banked_capsule()
+    bank_plan = SamplingPlan.for_model(model, seed=4, scheme="bank")
+    settings_plan = SamplingPlan.for_model(model, seed=4, scheme="settings")
+    assert settings_plan.components == model.component_count
+    request = DatasetRequest(
+        model_spec="banked", model=model, samples=24, plan=settings_plan, views=(), chunk_size=16
+    )
+    folder = DatasetFolder(tmp_path / "settings")
+    build_dataset(folder, request)
+    data = folder.load()
+    rows = bank_rows(model, settings_plan, range(24))
+    np.testing.assert_array_equal(rows, bank_rows(model, bank_plan, range(24)))
+    np.testing.assert_array_equal(data["coefficients"], model.bank.smooth[rows])
+    assert not np.allclose(data["coefficients"], model.bank.coefficients[rows])
+    columns = [model.bank.setting_names.index(name) for name in request.attribute_settings()["names"]]
+    np.testing.assert_allclose(data["attributes"], model.bank.settings[rows][:, columns], rtol=0, atol=1e-6)
+    assert folder.read_manifest()["settings"]["attributes"]["source"] == "the bank's exact shape settings"
+    without = replace(model, bank=replace(model.bank, smooth=None))
+    with pytest.raises(SemantifyError, match="no smooth bank bodies"):
+        SamplingPlan.for_model(without, scheme="settings")
+
+
+def test_a_build_samples_smooth_bodies_for_attribute_sliders_alone() -> None:
+    from conftest import banked_capsule
+
+    from semantify_engine.dataset.sampling import scheme_for_build
+
+    model = banked_capsule()
+    assert scheme_for_build(model, words=False) == "settings"
+    assert scheme_for_build(model, words=False, forced=("gender", "height")) == "settings"
+    assert scheme_for_build(model, words=True) == "bank", "renders for words keep the bodies' detail"
+    assert scheme_for_build(model, words=False, forced=("height", "waist")) == "bank", "girths need detail"
+    assert scheme_for_build(replace(model, bank=replace(model.bank, smooth=None)), words=False) == "bank"
+    assert scheme_for_build(make_capsule_model(), words=False) == "uniform"
 
 
 def test_a_chunk_proof_binds_its_index(capsule, tmp_path) -> None:

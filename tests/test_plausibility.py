@@ -113,6 +113,7 @@ def test_a_model_file_keeps_its_bank_and_regressor_and_refuses_an_edited_bank(tm
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.bank.coefficients, model.bank.coefficients)
     np.testing.assert_array_equal(loaded.bank.settings, model.bank.settings)
+    np.testing.assert_array_equal(loaded.bank.smooth, model.bank.smooth)
     assert loaded.bank.setting_specs == model.bank.setting_specs
     np.testing.assert_allclose(loaded.attributes.weights, model.attributes.weights)
     probe = np.random.default_rng(5).normal(0, 2, (50, 3)).astype(np.float32)
@@ -122,6 +123,14 @@ def test_a_model_file_keeps_its_bank_and_regressor_and_refuses_an_edited_bank(tm
     np.savez(tmp_path / "edited.npz", **arrays)
     with pytest.raises(ModelFileError, match="source bank does not match its checksum"):
         load_model(tmp_path / "edited.npz")
+    arrays = dict(np.load(path, allow_pickle=False))
+    arrays["bank_smooth"] = arrays["bank_smooth"] * 1.01
+    np.savez(tmp_path / "edited-smooth.npz", **arrays)
+    with pytest.raises(ModelFileError, match="source bank does not match its checksum"):
+        load_model(tmp_path / "edited-smooth.npz")
+    misshapen = replace(model.bank, smooth=model.bank.smooth[:-1])
+    with pytest.raises(ModelFileError, match="smooth bodies"):
+        misshapen.check(model.component_count, "banked.npz")
 
 
 def test_a_basis_of_float16_numbers_is_stored_as_float16_and_loads_as_float32(tmp_path) -> None:
@@ -149,6 +158,9 @@ def test_bundled_bodies_ship_their_source_bodies_with_exact_settings(name: str) 
     assert age.min() >= 18.0 and age.max() <= 90.0, "adults, in years"
     uniform = bank.populations == bank.population_names.index("uniform")
     assert np.percentile(bank.setting("height")[uniform], 99) > 0.95, "uniform settings reach anny's extremes"
+    assert bank.smooth is not None and bank.smooth.shape == bank.coefficients.shape
+    detail = np.abs(bank.smooth - bank.coefficients).mean()
+    assert 0.3 < detail < 2.0, f"smooth bodies differ by their local changes only ({detail:.2f} std)"
     percentiles = model.plausibility(bank.coefficients[:200])
     assert np.all(percentiles < 50), "a bank body is at distance 0 from itself: typical"
     assert 0.003 < model.info["bank_heldout"]["realistic"]["outside_region_fraction"] < 0.03

@@ -666,8 +666,9 @@ def source_bank(
         populations=fit.populations,
         population_names=POPULATIONS,
         plausibility=calibration(uncalibrated, held_coefficients),
+        smooth=smooth_coefficients(model, sampler, fit.phenotypes),
     )
-    regressor = attribute_regressor(model, sampler, bank, fit.phenotypes, held, held_coefficients)
+    regressor = attribute_regressor(model, sampler, bank, held, held_coefficients)
     figures = bank_figures(bank, model, held_coefficients, held)
     return bank, regressor, figures
 
@@ -689,15 +690,15 @@ def attribute_regressor(
     model: LinearMorphableModel,
     sampler: AnnySampler,
     bank: SourceBank,
-    phenotypes: np.ndarray,
     held: BodyPopulation,
     held_coefficients: np.ndarray,
 ) -> AttributeRegressor:
-    """The regressor from coefficients to the bank's settings (see ATTRIBUTE_QUADRATIC), with its held-out
-    accuracy on bodies with local changes and on the same held-out settings without them."""
-    smooth = smooth_coefficients(model, sampler, phenotypes)
+    """The regressor from coefficients to the bank's settings (see ATTRIBUTE_QUADRATIC), fitted on the bank's
+    bodies and its smooth ones, with its held-out accuracy on bodies with local changes and on the same
+    held-out settings without them."""
+    assert bank.smooth is not None
     regressor = fit_attribute_regressor(
-        np.concatenate([bank.coefficients, smooth]),
+        np.concatenate([bank.coefficients, bank.smooth]),
         np.concatenate([bank.settings, bank.settings]),
         bank.setting_specs,
         ATTRIBUTE_QUADRATIC,
@@ -727,9 +728,10 @@ def attribute_regressor(
 def refit_attributes(
     sampler: AnnySampler, name: str, counts: SampleCounts, folder: Path
 ) -> LinearMorphableModel:
-    """The written model ``name`` with its attribute regressor fitted again (``--refit-attributes``): the
-    same populations are drawn again from their seeds (only their settings for the fit set) and everything
-    else in the file is kept. What a full build computes, without the minutes of its PCA."""
+    """The written model ``name`` with its bank's smooth bodies and its attribute regressor computed again
+    (``--refit-attributes``): the same populations are drawn again from their seeds (only their settings
+    for the fit set) and everything else in the file is kept. What a full build computes, without the
+    minutes of its PCA."""
     from dataclasses import replace
 
     import torch
@@ -752,8 +754,9 @@ def refit_attributes(
         raise SystemExit(f"{name}: the seeds no longer draw the bank's bodies; rebuild the model instead")
     held = body_population(sampler, seed + HELDOUT_SEED_OFFSET, gender_range, counts.heldout)
     held_coefficients = fit_coefficients(model, held.vertices, model.component_count)
-    regressor = attribute_regressor(model, sampler, model.bank, phenotypes, held, held_coefficients)
-    return replace(model, attributes=regressor)
+    bank = replace(model.bank, smooth=smooth_coefficients(model, sampler, phenotypes))
+    regressor = attribute_regressor(model, sampler, bank, held, held_coefficients)
+    return replace(model, bank=bank, attributes=regressor)
 
 
 def bank_figures(
@@ -1117,7 +1120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--refit-attributes",
         action="store_true",
-        help="only fit the attribute regressor of the body models already in --output-dir again",
+        help="only compute the smooth bank bodies and the attribute regressor of the body models already "
+        "in --output-dir again",
     )
     arguments = parser.parse_args(argv)
     if "ANNY_CACHE_DIR" not in os.environ:

@@ -50,10 +50,11 @@ def run(arguments: argparse.Namespace) -> int:
     from ..models import load
 
     components = default_build_components(load(arguments.model, arguments.model_dir), arguments.scheme)
-    request = request_from(arguments, components=components)
+    forced = parse_words(arguments.force) if arguments.force else ()
+    request = request_from(arguments, components=components, forced=forced)
     options = BuildOptions(
         n_descriptors=arguments.descriptors,
-        forced=parse_words(arguments.force) if arguments.force else (),
+        forced=forced,
         evaluate=not arguments.no_evaluate,
         sweep=not arguments.no_sweep,
         pictures=not arguments.no_pictures,

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..dataset.builder import DEFAULT_CHUNK_SIZE, SCORERS, ClipScoring, DatasetRequest, build_dataset
 from ..dataset.ray_build import LOCAL, MODES, RAY_REQUIREMENT, RayOptions
-from ..dataset.sampling import SCHEMES, SamplingPlan
+from ..dataset.sampling import SCHEMES, SamplingPlan, scheme_for_build
 from ..dataset.store import (
     DatasetFolder,
     Shard,
@@ -92,8 +92,10 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, samples_help: str | N
     sampling.add_argument(
         "--scheme",
         choices=SCHEMES,
-        help="uniform (the paper's; default), reference, normal, or sparse (a few components at a time; "
-        "the default for expressions)",
+        help="uniform (the paper's; default), reference, normal, sparse (a few components at a time; "
+        "the default for expressions), bank (the model's source bodies; the default for the bundled "
+        "bodies) or settings (their shape settings without individual detail; what semantify build "
+        "uses for attribute sliders alone)",
     )
     sampling.add_argument("--sigma", type=float, help="range in std (paper: 2 for shapes, 4 for expressions)")
     sampling.add_argument(
@@ -150,21 +152,29 @@ def ray_options_from(arguments: argparse.Namespace) -> RayOptions | None:
     return RayOptions(address=arguments.ray, workers=arguments.ray_workers, mode=arguments.ray_mode)
 
 
-def request_from(arguments: argparse.Namespace, components: int | None = None) -> DatasetRequest:
-    """The dataset request the options describe (CLIP loaded, or dropped with a note, for --scorer auto)."""
+def request_from(
+    arguments: argparse.Namespace, components: int | None = None, forced: tuple[str, ...] | None = None
+) -> DatasetRequest:
+    """The dataset request the options describe (CLIP loaded, or dropped with a note, for --scorer auto).
+
+    ``forced`` is given by ``semantify build`` (the sliders it is asked for): with no --scheme, the build
+    then samples what its sliders need (:func:`..dataset.sampling.scheme_for_build`)."""
     model = load(arguments.model, arguments.model_dir)
-    plan = SamplingPlan.for_model(
-        model,
-        seed=arguments.seed,
-        scheme=arguments.scheme,
-        sigmas=arguments.sigma,
-        components=arguments.components if arguments.components is not None else components,
-    )
     clip = None
     if arguments.scorer in ("clip", "both", "auto"):
         clip = _clip_scoring(arguments, model.kind)
         if arguments.scorer == "auto":
             clip = _usable_or_none(clip)
+    scheme = arguments.scheme
+    if scheme is None and forced is not None:
+        scheme = scheme_for_build(model, words=clip is not None, forced=forced)
+    plan = SamplingPlan.for_model(
+        model,
+        seed=arguments.seed,
+        scheme=scheme,
+        sigmas=arguments.sigma,
+        components=arguments.components if arguments.components is not None else components,
+    )
     metrics = arguments.scorer in ("metric", "both") or (arguments.scorer == "auto" and _measurable(model))
     samples = arguments.samples
     if samples is None:  # `semantify build` leaves the count to the pipeline's defaults

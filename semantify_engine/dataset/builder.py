@@ -29,7 +29,7 @@ from ..render.settings import RenderSettings
 from ..render.views import View
 from ..scoring.clip import ClipSpec, average_view_scores, prompts
 from ..scoring.engines import AUTO, TORCH, EngineChoice
-from .sampling import SamplingPlan, bank_rows, sample_coefficients
+from .sampling import BANK_SCHEMES, SamplingPlan, bank_rows, sample_coefficients
 from .store import DatasetError, DatasetFolder, Shard, chunk_count, chunk_indices
 
 SCORERS = ("auto", "clip", "metric", "both")
@@ -140,7 +140,7 @@ class DatasetRequest:
 
         assert self.model.attributes is not None
         specs = attribute_specs(self.model.attributes)
-        exact = self.plan.scheme == "bank"
+        exact = self.plan.scheme in BANK_SCHEMES
         return {
             "names": [spec.name for spec in specs],
             "units": [spec.unit for spec in specs],
@@ -333,7 +333,7 @@ def _attributes(request: DatasetRequest, indices: np.ndarray, coefficients: np.n
     from ..models.bank import attribute_values
 
     model = request.model
-    rows = bank_rows(model, request.plan, indices) if request.plan.scheme == "bank" else None
+    rows = bank_rows(model, request.plan, indices) if request.plan.scheme in BANK_SCHEMES else None
     return attribute_values(model.bank, model.attributes, coefficients, rows)
 
 

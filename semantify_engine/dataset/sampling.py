@@ -22,6 +22,10 @@ Schemes (SEMANTIFY.md, "Sample"):
   default for models with a bank (the bundled anny bodies): a box of ±2 std puts 36 % of a mapper's random
   slider settings beyond the largest realistic body and cannot reach anny's own extremes; bank bodies are
   real at every sample and include those extremes. ``sigmas`` does not apply.
+- ``settings``: the same bank bodies' shape settings, made by anny without their local changes (the
+  bank's ``smooth`` bodies): what each setting means on its own, for attribute sliders (see
+  :class:`..models.bank.SourceBank`). :func:`scheme_for_build` picks it when a build makes attribute
+  sliders only.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ import numpy as np
 from ..errors import SemantifyError
 from ..models.linear import LinearMorphableModel
 
-SCHEMES = ("uniform", "reference", "normal", "sparse", "bank")
+SCHEMES = ("uniform", "reference", "normal", "sparse", "bank", "settings")
+BANK_SCHEMES = ("bank", "settings")
+"""Schemes whose samples are bank bodies, with the bank's exact shape settings as their attributes."""
 DEFAULT_COMPONENTS = 10
 SPARSE_ACTIVE = 0.1
 """Chance that a component is on in a ``sparse`` sample: about 5 of 52 blendshapes per face."""
@@ -47,6 +53,19 @@ def default_scheme(model: LinearMorphableModel) -> str:
     if model.bank is not None:
         return "bank"
     return "sparse" if model.kind == "face-expression" else "uniform"
+
+
+def scheme_for_build(model: LinearMorphableModel, words: bool, forced: Iterable[str] = ()) -> str:
+    """The scheme a build samples when none is asked for: ``settings`` when it makes attribute sliders only
+    (no CLIP words; any sliders asked for are attributes or the height), for a model whose bank has smooth
+    bodies; :func:`default_scheme` otherwise. Girths need the bank's individual detail: with smooth bodies
+    alone, waist and hips move only together."""
+    from ..models.bank import ATTRIBUTE_SETTINGS
+
+    only_attributes = all(name in (*ATTRIBUTE_SETTINGS, "height") for name in forced)
+    if not words and only_attributes and model.bank is not None and model.bank.smooth is not None:
+        return "settings"
+    return default_scheme(model)
 
 
 def default_sigmas(model: LinearMorphableModel) -> float:
@@ -91,10 +110,14 @@ class SamplingPlan:
                 f"Model '{model.name}' has {model.component_count} components; cannot sample {components}."
             )
         scheme = default_scheme(model) if scheme is None else scheme
-        if scheme == "bank" and model.bank is None:
+        if scheme in BANK_SCHEMES and model.bank is None:
             raise SemantifyError(
                 f"Model '{model.name}' has no source bank to sample from; use --scheme uniform (or "
                 "reference, normal, sparse)."
+            )
+        if scheme == "settings" and model.bank is not None and model.bank.smooth is None:
+            raise SemantifyError(
+                f"Model '{model.name}' has no smooth bank bodies for --scheme settings; use --scheme bank."
             )
         return cls(
             seed=seed,
@@ -130,9 +153,12 @@ def sample_coefficients(
 ) -> np.ndarray:
     """Coefficients ``(len(indices), plan.components)`` float32 for the given sample indices."""
     indices = _checked(indices)
-    if plan.scheme == "bank":
+    if plan.scheme in BANK_SCHEMES:
         assert model.bank is not None
-        return model.bank.coefficients[bank_rows(model, plan, indices), : plan.components].copy()
+        bodies = model.bank.smooth if plan.scheme == "settings" else model.bank.coefficients
+        if bodies is None:
+            raise SemantifyError(f"Model '{model.name}' has no smooth bank bodies to sample.")
+        return bodies[bank_rows(model, plan, indices), : plan.components].copy()
     count = plan.components
     std = model.std[:count].astype(np.float64)
     bounds = None if model.coefficient_bounds is None else model.coefficient_bounds[:count].astype(np.float64)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
+from ..dataset.sampling import BANK_SCHEMES
 from ..dataset.store import DatasetFolder, content_checksum
 from .consistency import REFRESH_EPOCHS, ConsistencyTerm, Measure
 from .guard import fit_guard, merge
@@ -813,7 +814,7 @@ def train_from_dataset(
     columns = dataset_columns(folder, names, kinds, data)
     extra_figures: dict[str, Any] = {}
     measured = any(kind in MEASURED_KINDS for kind in columns.kinds)
-    from_bank = (columns.settings.get("sampling") or {}).get("scheme") == "bank"
+    from_bank = (columns.settings.get("sampling") or {}).get("scheme") in BANK_SCHEMES
     if model is None and model_info is None:
         model = _load_dataset_model(columns.settings["model"], model_dir)
     elif model is None and (measured or from_bank) and settings.consistency > 0:

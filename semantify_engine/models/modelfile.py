@@ -8,8 +8,9 @@ Layout (all arrays little-endian, stored compressed):
 - optional ``coefficient_bounds`` (K, 2); optional skeleton: ``joint_template`` (J, 3),
   ``joint_basis`` (K, J, 3), ``joint_parents`` (J,), ``skin_weights`` (V, J); joint names in the header.
 - optional source bank (:mod:`.bank`): ``bank_coefficients`` (N, K), ``bank_settings`` (N, S),
-  ``bank_populations`` (N,), described (names, units, ranges, plausibility calibration, checksum) by the
-  header's ``bank``; optional attribute regressor ``attribute_weights`` (F, S), described by ``attributes``.
+  ``bank_populations`` (N,), optionally ``bank_smooth`` (N, K), described (names, units, ranges,
+  plausibility calibration, checksum) by the header's ``bank``; optional attribute regressor
+  ``attribute_weights`` (F, S), described by ``attributes``.
 
 Float arrays whose values are exactly float16 numbers (the bundled bases are rounded to float16 precision
 when generated, the banks' coefficients too) are stored as float16, half the bytes; they load as float32,
@@ -74,6 +75,8 @@ def save_model(model: LinearMorphableModel, path: str | os.PathLike[str]) -> Pat
         arrays["bank_coefficients"] = model.bank.coefficients
         arrays["bank_settings"] = model.bank.settings
         arrays["bank_populations"] = model.bank.populations
+        if model.bank.smooth is not None:
+            arrays["bank_smooth"] = model.bank.smooth
     if model.attributes is not None:
         header["attributes"] = model.attributes.header()
         arrays["attribute_weights"] = model.attributes.weights
