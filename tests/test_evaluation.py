@@ -156,7 +156,8 @@ def test_a_shipped_mapper_is_evaluated_without_its_dataset(tmp_path) -> None:
 @pytest.mark.parametrize("name", ["anny-body-measurements", "anny-body-male-measurements"])
 def test_shipped_measurement_sliders_do_what_they_say_at_both_ends(name) -> None:
     """Every position of a shipped measurement slider gives a body that measures what it asks (within the
-    cutting tolerance), and a slider widened back to its data's range is cut again to where it was."""
+    cutting tolerance, a fraction of the range the slider was cut from), and a slider widened back to its
+    data's range is cut again to where it was."""
     from dataclasses import replace
 
     from semantify_engine.evaluation.fidelity import DescriptorReader, descriptor_fidelity
@@ -172,7 +173,9 @@ def test_shipped_measurement_sliders_do_what_they_say_at_both_ends(name) -> None
     for descriptor in mapper.descriptors:
         row = fidelity[descriptor.name]
         miss = np.abs(np.asarray(row["achieved"]) - np.asarray(row["requested"]))
-        assert miss.max() <= REACH_TOLERANCE * (descriptor.high - descriptor.low) * 1.25, descriptor.name
+        cut_from = data_range(mapper, descriptor.name) or (descriptor.low, descriptor.high)
+        # positions between the ones the cut was decided on may miss a little more: 10 % slack
+        assert miss.max() <= REACH_TOLERANCE * (cut_from[1] - cut_from[0]) * 1.1, descriptor.name
     widened = data_range(mapper, "waist")
     assert widened is not None, "the waist's data reaches past any plausible body: it was cut"
     index = [d.name for d in mapper.descriptors].index("waist")
