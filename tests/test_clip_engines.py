@@ -194,6 +194,74 @@ def test_a_fast_engine_dataset_resumes_and_merges_like_any_other(capsule, tiny_s
     assert sorted(r["shard"] for r in merged.records("clip_engine")) == ["0/2", "1/2"]
 
 
+class RecordingEngine:
+    """A real engine that keeps every batch it was asked to encode (to count and replay them)."""
+
+    def __init__(self, engine: engines.ImageEngine) -> None:
+        self.name = engine.name
+        self.engine = engine
+        self.calls: list[np.ndarray] = []
+
+    def encode(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        self.calls.append(np.array(images))
+        return self.engine.encode(images, batch_size)
+
+
+def test_the_checked_first_batch_is_encoded_once_and_stored_as_a_fresh_encoding_would_be(
+    capsule, tiny_spec, tmp_path, scorer: ClipScorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """int8 quantises activations per batch, so reusing the check's embeddings is right only if they are
+    the encoder's own first batch: a chunk of 40 images is stored exactly as 32 + 8 encoded afresh."""
+    real = engines.load_engine(scorer, "onnx-int8")
+    recording = RecordingEngine(real)
+    monkeypatch.setitem(engines._LOADED.setdefault(scorer, {}), "onnx-int8", recording)
+    for kept in engines.export_files(scorer).glob("fixed-*.npy"):
+        kept.unlink()  # probes not kept yet: the first build encodes them
+    five = WORDS[:5]  # with five words the tiny random model's near ties leave only the cosine bound
+    built = capsule_clip_request(capsule, tiny_spec, five, samples=24, chunk_size=20, engine="onnx-int8")
+    folder = DatasetFolder(tmp_path / "first")
+    assert build_dataset(folder, built).clip_engine.name == "onnx-int8"
+    sizes = [len(call) for call in recording.calls]
+    assert sorted(sizes) == [8, 8, 16, 32], "check batch, probes, chunk 0's last 8 images, chunk 1"
+    first_chunk = np.concatenate([recording.calls[0], recording.calls[2]])
+    assert len(recording.calls[0]) == 32 and len(recording.calls[1]) == 16, "the check: first batch, probes"
+    fresh = real.encode(first_chunk, 32).reshape(20, 2, -1).astype(np.float16)
+    np.testing.assert_array_equal(folder.load()["embeddings"][:20], fresh)
+
+    recording.calls.clear()
+    build_dataset(DatasetFolder(tmp_path / "second"), built)
+    assert sorted(len(call) for call in recording.calls) == [8, 8, 32], "the probes' embeddings were kept"
+
+
+def test_kept_probe_embeddings_are_keyed_by_engine_and_pixels_and_a_bad_file_is_replaced(
+    scorer: ClipScorer, images: np.ndarray
+) -> None:
+    torch_engine = RecordingEngine(engines.TorchEngine(scorer))
+    onnx_engine = RecordingEngine(engines.load_engine(scorer, "onnx"))
+    probes = images[:6]
+    for kept in engines.export_files(scorer).glob("fixed-*.npy"):
+        kept.unlink()
+    first = engines.fixed_embeddings(scorer, torch_engine, probes)
+    np.testing.assert_array_equal(first, engines.TorchEngine(scorer).encode(probes, 6))
+    np.testing.assert_array_equal(engines.fixed_embeddings(scorer, torch_engine, probes), first)
+    assert len(torch_engine.calls) == 1, "read back, not encoded again"
+    engines.fixed_embeddings(scorer, onnx_engine, probes)
+    assert len(onnx_engine.calls) == 1, "another engine's numbers are its own"
+    changed = probes.copy()
+    changed[0, 0, 0, 0] ^= 1
+    engines.fixed_embeddings(scorer, torch_engine, changed)
+    assert len(torch_engine.calls) == 2, "one pixel changed: other images"
+    files = sorted(engines.export_files(scorer).glob("fixed-torch-*.npy"))
+    assert len(files) == 2
+    for path in files:
+        path.write_bytes(b"not an array")
+    np.testing.assert_array_equal(engines.fixed_embeddings(scorer, torch_engine, probes), first)
+    assert len(torch_engine.calls) == 3, "an unreadable file is recomputed"
+    readable = [path for path in files if path.read_bytes()[:6] == b"\x93NUMPY"]
+    assert len(readable) == 1, "written again (the other file is read only when its images come)"
+    np.testing.assert_array_equal(np.load(readable[0], allow_pickle=False), first)
+
+
 def test_a_resumed_dataset_never_switches_engine(
     capsule, tiny_spec, tmp_path, scorer: ClipScorer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

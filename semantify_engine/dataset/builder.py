@@ -298,8 +298,10 @@ def _choose_engine(
     assert request.clip is not None
     resuming = folder.exists()
     try:
-        batches = fidelity_batches(request, renderer, first_chunk)
-        choice = encoder.choose_engine(request.clip.engine, batches, fallback=not resuming, say=say)
+        first_batch, probes = fidelity_batches(request, renderer, first_chunk)
+        choice = encoder.choose_engine(
+            request.clip.engine, first_batch, probes, fallback=not resuming, say=say
+        )
     except ClipEngineError as error:
         if not resuming:
             raise
@@ -312,14 +314,16 @@ def _choose_engine(
     return choice
 
 
-def fidelity_batches(request: DatasetRequest, renderer: Any, first_chunk: np.ndarray) -> list[np.ndarray]:
-    """The images an engine's fidelity check compares: the build's first batch and the model's probes."""
+def fidelity_batches(
+    request: DatasetRequest, renderer: Any, first_chunk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images an engine's fidelity check compares: the build's first batch (the first
+    :data:`FIDELITY_BATCH` images of its first chunk, exactly the encoder's first batch) and the model's
+    fixed probe renders (the same every build)."""
     probe_plan = replace(request.plan, seed=FIDELITY_PROBE_SEED)
     probe = renderer.render(sample_coefficients(request.model, probe_plan, range(FIDELITY_PROBE_SAMPLES)))
-    return [
-        first_chunk.reshape(-1, *first_chunk.shape[2:])[:FIDELITY_BATCH],
-        probe.reshape(-1, *probe.shape[2:]),
-    ]
+    first_batch = first_chunk.reshape(-1, *first_chunk.shape[2:])[:FIDELITY_BATCH]
+    return first_batch, probe.reshape(-1, *probe.shape[2:])
 
 
 def _log_note(message: str) -> None:
@@ -368,24 +372,45 @@ class ChunkEncoder:
         self.scorer = get_scorer(request.clip.spec)
         self.text = self.scorer.encode_texts(prompts(request.clip.words, request.clip.template))
         self.engine: Any = None
+        self._checked: tuple[np.ndarray, np.ndarray] | None = None
 
     def choose_engine(
-        self, requested: str, batches: list[np.ndarray], fallback: bool, say: Callable[[str], None] | None
+        self,
+        requested: str,
+        first_batch: np.ndarray,
+        probes: np.ndarray,
+        fallback: bool,
+        say: Callable[[str], None] | None,
     ) -> EngineChoice:
+        """Check and pick the image engine (:func:`..scoring.engines.choose_engine`) on the build's first
+        batch and the model's probes; the chosen engine's embeddings of that batch are kept for
+        :meth:`encode`, which would otherwise compute them again."""
         from ..scoring.engines import choose_engine
 
-        choice = choose_engine(self.scorer, requested, batches, self.text, fallback=fallback, say=say)
+        choice = choose_engine(
+            self.scorer, requested, [first_batch], self.text, fallback=fallback, say=say, fixed=[probes]
+        )
         self.engine = choice.engine
+        self._checked = (first_batch, choice.encoded[0]) if choice.encoded else None
         return choice
 
     def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Images ``(n, views, H, W, 3)`` -> float16 embeddings per view and cosine scores.
 
         Scores are computed from the float16 embeddings as stored, so scoring a word later from the
-        dataset gives exactly the numbers a build would have given.
+        dataset gives exactly the numbers a build would have given. Images are encoded in batches of
+        :data:`FIDELITY_BATCH`; when the first batch is the one the engine check encoded, its embeddings
+        are reused (the same engine, images and batch give the same numbers).
         """
         count, views = images.shape[:2]
-        flat = self.engine.encode(images.reshape(count * views, *images.shape[2:]))
-        embeddings = flat.reshape(count, views, -1).astype(np.float16)
+        flat = images.reshape(count * views, *images.shape[2:])
+        checked, self._checked = self._checked, None
+        known = 0 if checked is None else len(checked[0])
+        if checked is not None and len(flat) >= known and np.array_equal(flat[:known], checked[0]):
+            rest = self.engine.encode(flat[known:], FIDELITY_BATCH) if len(flat) > known else checked[1][:0]
+            flat_embeddings = np.concatenate([checked[1], rest])
+        else:
+            flat_embeddings = self.engine.encode(flat, FIDELITY_BATCH)
+        embeddings = flat_embeddings.reshape(count, views, -1).astype(np.float16)
         scores = average_view_scores(embeddings.astype(np.float32), self.text)
         return {"embeddings": embeddings, "scores": scores.astype(np.float32)}

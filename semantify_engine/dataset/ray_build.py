@@ -180,9 +180,11 @@ class ChunkWorker:
                 from ..errors import ClipEngineError
 
                 assert engine is not None
-                batches = fidelity_batches(self.request, self.renderer, images)
+                first_batch, probes = fidelity_batches(self.request, self.renderer, images)
                 try:
-                    choice = self.encoder.choose_engine(engine, batches, fallback=fallback, say=None)
+                    choice = self.encoder.choose_engine(
+                        engine, first_batch, probes, fallback=fallback, say=None
+                    )
                 except ClipEngineError as error:
                     raise DatasetError(
                         f"Ray worker on {self.where}: the CLIP image engine {engine} chosen for this "

@@ -17,7 +17,10 @@ Engines, fastest first (the order :func:`choose_engine` tries them in):
 (trained towers have activation outliers that random ones lack), so :func:`choose_engine` encodes a set of
 images with torch fp32 and with the candidate, and accepts the candidate only when every embedding has
 cosine ≥ :data:`MIN_COSINE` to fp32 **and** the top-:data:`TOP_K` words by score agree for ≥
-:data:`MIN_TOP_K_AGREEMENT` of the images; otherwise it says so and tries the next engine.
+:data:`MIN_TOP_K_AGREEMENT` of the images; otherwise it says so and tries the next engine. A build checks
+its own first batch afresh every time, and the model's fixed probe renders, whose embeddings by each
+engine are kept beside the exports (the same weights and pixels give the same numbers); the chosen
+engine's embeddings of the first batch are the build's own (it does not encode those images twice).
 
 Exports are made once and cached, keyed by a checksum of the image tower's weights as loaded (a tag, a hub
 id and a file holding the same weights share one export), the architecture, the input size,
@@ -53,7 +56,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..atomic import atomic_output, atomic_path
-from ..errors import ClipEngineError
+from ..errors import ClipEngineError, SemantifyError
 from .clip import ENV_CACHE_DIR, ClipScorer, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -429,6 +432,9 @@ class EngineChoice:
     engine: ImageEngine
     checks: list[Fidelity] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    encoded: list[np.ndarray] = field(default_factory=list)
+    """The chosen engine's embeddings of the build's own checked batches (empty if none were encoded):
+    a build uses them for its first batch instead of encoding those images a second time."""
 
     @property
     def name(self) -> str:
@@ -459,12 +465,16 @@ def choose_engine(
     text_embeddings: np.ndarray,
     fallback: bool = True,
     say: Say | None = None,
+    fixed: Sequence[np.ndarray] = (),
 ) -> EngineChoice:
-    """The first of :func:`candidates` that runs here and passes its fidelity check on ``batches``.
+    """The first of :func:`candidates` that runs here and passes its fidelity check on the images.
 
-    ``batches`` are uint8 image batches (each encoded as one batch by both engines, so the comparison is
-    one to one); ``text_embeddings`` are the words the check ranks. With ``fallback=False`` (a build that
-    resumes a dataset, which must not mix engines) only ``requested`` is tried and a failure is an error.
+    ``batches`` are the build's own uint8 image batches, encoded afresh by both engines every time (each
+    as one batch, so the comparison is one to one); ``fixed`` are batches that are the same every build
+    (the model's probe renders), whose embeddings by each engine are kept on disk beside the exports
+    (:func:`fixed_embeddings`). ``text_embeddings`` are the words the check ranks. With ``fallback=False``
+    (a build that resumes a dataset, which must not mix engines) only ``requested`` is tried and a
+    failure is an error.
     """
     say = say or log.warning
     order = candidates(requested) if fallback else (parse_engine(requested),)
@@ -473,11 +483,13 @@ def choose_engine(
             "A dataset records the engine it was built with; 'auto' cannot be resumed as such."
         )
     choice = EngineChoice(requested=parse_engine(requested), engine=TorchEngine(scorer))
-    images = [np.asarray(batch) for batch in batches if len(batch)]
-    reference: np.ndarray | None = None
+    own = [np.asarray(batch) for batch in batches if len(batch)]
+    kept = [np.asarray(batch) for batch in fixed if len(batch)]
+    reference: list[np.ndarray] | None = None
     for position, name in enumerate(order):
         following = order[position + 1] if position + 1 < len(order) else None
         if name == TORCH:
+            choice.encoded = reference[: len(own)] if reference is not None else []
             return choice
         try:
             engine = load_engine(scorer, name, say)
@@ -485,17 +497,46 @@ def choose_engine(
             _refuse(choice, f"CLIP engine {name} is not available here: {error}", following, say)
             continue
         if reference is None:
-            reference = np.concatenate(
-                [scorer.encode_images(batch, batch_size=len(batch)) for batch in images]
-            )
-        candidate = np.concatenate([engine.encode(batch, len(batch)) for batch in images])
-        check = measure_fidelity(name, reference, candidate, text_embeddings)
+            torch_engine = TorchEngine(scorer)
+            reference = [torch_engine.encode(batch, len(batch)) for batch in own]
+            reference += [fixed_embeddings(scorer, torch_engine, batch) for batch in kept]
+        candidate = [engine.encode(batch, len(batch)) for batch in own]
+        candidate += [fixed_embeddings(scorer, engine, batch) for batch in kept]
+        check = measure_fidelity(name, np.concatenate(reference), np.concatenate(candidate), text_embeddings)
         choice.checks.append(check)
         if check.passed:
             choice.engine = engine
+            choice.encoded = candidate[: len(own)]
             return choice
         _refuse(choice, f"CLIP engine {name} failed its fidelity check: {check.describe()}", following, say)
     raise ClipEngineError(choice.notes[-1] if choice.notes else f"No CLIP engine among {order} can be used.")
+
+
+def fixed_embeddings(scorer: ClipScorer, engine: ImageEngine, images: np.ndarray) -> np.ndarray:
+    """``engine``'s embeddings of a batch that every build checks again (the model's probe renders).
+
+    Kept in the scorer's export folder, whose key already holds the weights' checksum, the engine
+    version and the torch and ONNX Runtime versions, under a name made of the engine and a checksum of
+    the images' bytes: the same engine on the same weights and the same pixels gives the same numbers,
+    so a later build reads them (the torch fp32 reference of 16 probes is about a second on 2 cores)
+    instead of encoding them again. Different renders are different pixels, hence a different name.
+    """
+    images = np.ascontiguousarray(images)
+    digest = hashlib.sha256(repr((images.shape, str(images.dtype))).encode() + images.tobytes())
+    path = export_files(scorer) / f"fixed-{engine.name}-{digest.hexdigest()[:20]}.npy"
+    expected = (len(images), scorer.embed_dim)
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            kept = np.load(path, allow_pickle=False)
+            if kept.shape == expected and kept.dtype == np.float32 and np.isfinite(kept).all():
+                return kept
+    embeddings = np.asarray(engine.encode(images, len(images)), dtype=np.float32)
+    with (
+        contextlib.suppress(OSError, SemantifyError),
+        atomic_output(path) as stream,
+    ):  # unwritable: costs time
+        np.save(stream, embeddings, allow_pickle=False)
+    return embeddings
 
 
 def _refuse(choice: EngineChoice, reason: str, following: str | None, say: Say) -> None:
