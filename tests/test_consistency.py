@@ -304,3 +304,30 @@ def test_the_weight_scales_the_term_and_reaches_training() -> None:
     light, _ = _cross_talk(0.02)
     full, _ = _cross_talk(1.0)
     assert light > full * 1.3, f"a lighter term holds the other measurement less ({light:.4f} vs {full:.4f})"
+
+
+@pytest.mark.parametrize("scheme", ["settings", "uniform"])
+def test_attributes_with_exact_labels_are_not_held_to_the_regressors_reading(scheme: str, tmp_path) -> None:
+    """Bank and settings samples carry the exact shape settings; the regressor only estimates them, so the
+    term holds the height alone there. Samples drawn otherwise are labelled by the regressor itself, and
+    holding its reading is the term's job."""
+    from conftest import banked_capsule
+
+    from semantify_engine.dataset.builder import DatasetRequest, build_dataset
+    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.dataset.store import DatasetFolder
+    from semantify_engine.mapper.train import train_from_dataset, trusted_kinds
+
+    model = banked_capsule()
+    plan = SamplingPlan.for_model(model, seed=2, scheme=scheme)
+    request = DatasetRequest(
+        model_spec="banked", model=model, samples=96, plan=plan, views=(), chunk_size=48, metrics=True
+    )
+    folder = DatasetFolder(tmp_path / scheme)
+    build_dataset(folder, request)
+    held = trusted_kinds(folder.read_manifest()["settings"])
+    assert held == (("metric",) if scheme == "settings" else ("metric", "attribute"))
+    small = TrainingSettings(epochs=4, hidden=(16, 16), batch_size=16)
+    _, figures = train_from_dataset(folder.folder, ["gender", "height"], model=model, settings=small)
+    surrogate = figures["measurement_surrogate"]["validation_mean_abs_error"]
+    assert set(surrogate) == ({"height"} if scheme == "settings" else {"gender", "height"})

@@ -4,6 +4,7 @@
 
     .venv/bin/python tools/build_default_mappers.py            # all of them, 15-100 s each on 2 cores
     .venv/bin/python tools/build_default_mappers.py anny-body  # one
+    .venv/bin/python tools/build_default_mappers.py --only attributes anny-body  # one of its two
 
 For each bundled model below it runs the same command a user would::
 
@@ -42,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere: find semantify_engine
     sys.path.insert(0, str(REPO_ROOT))
 
+from semantify_engine.dataset.sampling import BANK_SCHEMES  # noqa: E402
 from semantify_engine.mapper import load_mapper, save_mapper  # noqa: E402
 from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR  # noqa: E402
 
@@ -85,7 +87,7 @@ def build_one(model: str, scratch: Path, suffix: str = "measurements", extra: tu
     built = mapper.metadata.get("dataset", {})
     sampling = built.get("sampling", {})
     scheme = sampling.get("scheme", "uniform")
-    sigma = "" if scheme == "bank" else f" --sigma {sampling.get('sigmas', 2.0)}"  # bank bodies: no box
+    sigma = "" if scheme in BANK_SCHEMES else f" --sigma {sampling.get('sigmas', 2.0)}"  # bank bodies: no box
     rebuild = (
         f"semantify dataset build --model {model} --samples {built.get('samples', SAMPLES)} "
         f"--seed {sampling.get('seed', 0)} --components {sampling.get('components')} "
@@ -109,12 +111,16 @@ def main() -> None:
     parser.add_argument(
         "models", nargs="*", default=list(MODELS), help=f"bundled models ({', '.join(MODELS)})"
     )
+    parser.add_argument(
+        "--only", choices=("attributes", "measurements"), help="build only the mappers with this suffix"
+    )
     arguments = parser.parse_args()
     DEFAULT_MAPPER_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="semantify-default-mappers-") as scratch:
         for model in arguments.models:
             for suffix, extra in shipped_mappers(model):
-                build_one(model, Path(scratch), suffix, extra)
+                if arguments.only in (None, suffix):
+                    build_one(model, Path(scratch), suffix, extra)
 
 
 if __name__ == "__main__":

@@ -209,6 +209,7 @@ def train_mapper(
     progress: Progress | None = None,
     metadata: dict[str, Any] | None = None,
     plausibility: Plausibility | None = None,
+    held_kinds: Sequence[str] = MEASURED_KINDS,
 ) -> tuple[Mapper, dict[str, Any]]:
     """Train the MLP on descriptor values ``inputs`` (N, d) → ``targets`` (N, n); return mapper and figures.
 
@@ -218,8 +219,9 @@ def train_mapper(
     yardstick) and the wall time. With measured descriptors (metrics, attributes), ``consistency`` > 0 and
     ``measure`` (coefficients → the measured descriptors' real values, in descriptor order), training also
     keeps those sliders true off the data (:mod:`.consistency`); the figures then say how well the
-    measurement surrogate fits. With ``plausibility`` (a model with a source bank) and ``consistency`` > 0,
-    every answer is also kept inside the model's plausible region.
+    measurement surrogate fits. ``held_kinds`` are the measured kinds the term holds (and ``measure``
+    returns): :func:`trusted_kinds` of the dataset. With ``plausibility`` (a model with a source bank)
+    and ``consistency`` > 0, every answer is also kept inside the model's plausible region.
     """
     settings = TrainingSettings(
         tuple(hidden), epochs, lr, batch_size, validation_fraction, seed, threads, consistency
@@ -230,7 +232,7 @@ def train_mapper(
     started = time.perf_counter()
     bounds = coefficient_bounds_from(metadata or {}, y.shape[1])
     term, surrogate_figures = _consistency_term(
-        x, y, train_rows, validation_rows, descriptors, normalisation, settings, measure, bounds
+        x, y, train_rows, validation_rows, descriptors, normalisation, settings, measure, bounds, held_kinds
     )
     guard_figures = None
     with _deterministic_torch(settings.seed, settings.threads):
@@ -434,12 +436,11 @@ def _consistency_term(
     settings: TrainingSettings,
     measure: Measure | None,
     bounds: tuple[np.ndarray, np.ndarray] | None,
+    held_kinds: Sequence[str],
 ) -> tuple[ConsistencyTerm | None, dict[str, Any] | None]:
     """The consistency term of this run and its surrogate's figures, or (None, None) when the weight is 0,
-    no descriptor is measured (a measurement or an attribute) or nothing can measure a body."""
-    metric_columns = np.array(
-        [i for i, d in enumerate(descriptors) if d.kind in MEASURED_KINDS], dtype=np.int64
-    )
+    no descriptor of ``held_kinds`` is among them or nothing can measure a body."""
+    metric_columns = np.array([i for i, d in enumerate(descriptors) if d.kind in held_kinds], dtype=np.int64)
     if settings.consistency <= 0 or len(metric_columns) == 0 or measure is None:
         return None, None
     groups = np.array([DESCRIPTOR_KINDS.index(d.kind) for d in descriptors], np.int64)
@@ -821,6 +822,7 @@ def train_from_dataset(
         model, extra_figures = _model_to_measure(columns.settings["model"], model_dir)
     identity = _model_identity_for(columns, model, model_info, Path(folder))
     descriptors = descriptors_from_data(columns.names, columns.kinds, columns.units, columns.values)
+    held = trusted_kinds(columns.settings)
     metadata = {
         **(extra_metadata or {}),
         "model": identity,
@@ -832,13 +834,14 @@ def train_from_dataset(
         columns.coefficients,
         descriptors,
         **{**settings.to_json(), "hidden": settings.hidden},
-        measure=None if model is None else metric_measure(model, columns),
+        measure=None if model is None else metric_measure(model, columns, held),
+        held_kinds=held,
         progress=progress,
         metadata=metadata,
         plausibility=kept_plausibility(model),
     )
     if model is not None and measured and kept_plausibility(model) is not None:
-        mapper, narrowed = narrow_to_reach(mapper, model)
+        mapper, narrowed = narrow_to_reach(mapper, model, held)
         if narrowed:
             extra_figures["narrowed_to_reach"] = narrowed
     if model is not None and measured:
@@ -878,13 +881,32 @@ def kept_plausibility(model: LinearMorphableModel | None) -> Plausibility | None
     return model.plausibility_measure
 
 
-def metric_measure(model: LinearMorphableModel, columns: DatasetColumns) -> Measure | None:
-    """The real values of the measured descriptors (metrics with the tape, attributes with the model's
+def trusted_kinds(dataset_settings: dict[str, Any]) -> tuple[str, ...]:
+    """The measured descriptor kinds whose reading of a body is better than the dataset's own labels: the
+    ones the consistency term holds a slider to and the reach cut (:func:`narrow_to_reach`) judges by.
+
+    Measurements always: the tape measures a body exactly. Attributes only when their labels are the
+    regressor's own reading (samples not drawn from the bank); bank samples carry exact shape settings,
+    and judging a slider by the regressor's reading imports its errors. On ``anny-body`` the regressor
+    read anny's own bodies along the gender slider (height held at 1.71 m) as weight 0.54 → 0.60 where
+    they were made at 0.567. Holding that reading flat, training bent the bodies until anny itself read
+    the gender slider moving weight by 13.6 % of its range (a perfect slider: 2.4 %; 4.6 % holding the
+    height alone); and the regressor's misses cut the proportions slider at 0.78 where anny read its
+    bodies up to 0.97.
+    """
+    scheme = (dataset_settings.get("sampling") or {}).get("scheme")
+    return ("metric",) if scheme in BANK_SCHEMES else MEASURED_KINDS
+
+
+def metric_measure(
+    model: LinearMorphableModel, columns: DatasetColumns, kinds: Sequence[str] = MEASURED_KINDS
+) -> Measure | None:
+    """The real values of the descriptors of ``kinds`` (metrics with the tape, attributes with the model's
     regressor) among ``columns``, in their order, or None when there are none."""
     from ..evaluation.fidelity import DescriptorReader
     from ..scoring.metrics import MetricScorer
 
-    wanted = [(n, k) for n, k in zip(columns.names, columns.kinds, strict=True) if k in MEASURED_KINDS]
+    wanted = [(n, k) for n, k in zip(columns.names, columns.kinds, strict=True) if k in kinds]
     if not wanted:
         return None
     metric_names = [name for name, kind in wanted if kind == "metric"]
@@ -936,8 +958,11 @@ REACH_TOLERANCE = 0.04
 (22 mm on the bundled body's waist slider, 2.8 years on its age slider)."""
 
 
-def narrow_to_reach(mapper: Mapper, model: LinearMorphableModel) -> tuple[Mapper, dict[str, Any]]:
-    """Each measured slider's range cut to the positions whose bodies measure what they ask.
+def narrow_to_reach(
+    mapper: Mapper, model: LinearMorphableModel, kinds: Sequence[str] = MEASURED_KINDS
+) -> tuple[Mapper, dict[str, Any]]:
+    """Each measured slider of ``kinds`` (:func:`trusted_kinds`) cut to the positions whose bodies measure
+    what they ask.
 
     Where a request has no plausible body the guard wins and the slider stops short: past its reach more
     slider adds nothing, or bends the body back and moves the other measurements (on the male body, a waist
@@ -954,7 +979,7 @@ def narrow_to_reach(mapper: Mapper, model: LinearMorphableModel) -> tuple[Mapper
     descriptors, narrowed = list(mapper.descriptors), {}
     for index, descriptor in enumerate(descriptors):
         row = fidelity.get(descriptor.name)
-        if row is None:
+        if row is None or descriptor.kind not in kinds:
             continue
         requested, achieved = np.asarray(row["requested"]), np.asarray(row["achieved"])
         good = np.abs(achieved - requested) <= REACH_TOLERANCE * (descriptor.high - descriptor.low)
