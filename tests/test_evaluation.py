@@ -187,6 +187,26 @@ def test_shipped_measurement_sliders_do_what_they_say_at_both_ends(name) -> None
     assert again.descriptors[index].high == pytest.approx(cut.high, abs=1e-6)
 
 
+@pytest.mark.parametrize("body", ["anny-body", "anny-body-male", "anny-body-female"])
+def test_shipped_attribute_sliders_are_cut_by_the_tape_alone(body) -> None:
+    """Learned from the bank's exact settings, an attribute slider keeps its whole data range: the
+    regressor, which only estimates settings, neither held it in training nor cut it (it would have cut
+    anny-body's proportions at 0.78, where anny itself read the bodies up to 0.97)."""
+    from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
+    from semantify_engine.mapper.mapper import data_range, load_mapper
+    from semantify_engine.mapper.train import narrow_to_reach, trusted_kinds
+    from semantify_engine.models.registry import load
+
+    mapper = load_mapper(DEFAULT_MAPPER_DIR / f"{body}-attributes.npz")
+    kinds = trusted_kinds(mapper.metadata["dataset"])
+    assert kinds == ("metric",), "the bank's settings are exact labels"
+    assert "measurement_surrogate" in mapper.metadata["figures"], "the height is still held"
+    assert set(mapper.metadata["figures"]["measurement_surrogate"]["validation_mean_abs_error"]) == {"height"}
+    for descriptor in mapper.descriptors:
+        assert data_range(mapper, descriptor.name) is None, descriptor.name
+    assert narrow_to_reach(mapper, load(body), kinds)[1] == {}
+
+
 def test_an_unwritable_report_folder_is_refused_before_any_work(tmp_path, capsys) -> None:
     """Read-only places cannot be made for root (tests run as root): a path through a file fails alike."""
     from semantify_engine.cli.main import main

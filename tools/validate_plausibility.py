@@ -20,7 +20,8 @@ settings, local changes and translation) to bodies and reports, in ``OUT/validat
   defaults, anny fitted to every body, anny's fitted setting against the requested one (age converted to
   years with anny's own map): mean error, cross-talk onto the other fitted settings (fraction of their
   population range) and the span reached (fraction of the population range), beside the same figures for
-  a perfect slider (anny's own bodies with exactly the requested setting: the fitter's own floor);
+  a perfect slider (anny's own bodies with exactly the requested setting and the height held as the
+  mapper holds it: the fitter's own floor);
 - **height by anny's own anthropometry** along the height slider, against the request.
 """
 
@@ -60,6 +61,9 @@ ATTRIBUTE_STEPS = 7
 STRESS_REACH = 0.5
 """Stress bodies: slider values up to this fraction of each slider's range past its ends."""
 BATCH = 16
+HEIGHT_BISECTIONS = 18
+"""Halvings of anny's height setting when a perfect slider holds a height in metres: 2^-18 of the setting's
+range is well under a tenth of a millimetre."""
 
 
 def log(message: str) -> None:
@@ -271,8 +275,11 @@ def perfect_sweep(
     oracle: Oracle, model: LinearMorphableModel, mapper: Any, index: int, requested: np.ndarray
 ) -> np.ndarray:
     """anny's own bodies for a sweep of setting ``index``: the requested values, the other attribute
-    settings at the mapper's defaults, anny's height setting and any other at 0.5, no local changes;
-    projected onto the model as the mapper's bodies are."""
+    settings at the mapper's defaults, no local changes; projected onto the model as the mapper's bodies
+    are. The height is held as the mapper holds it: a mapper with a height slider in metres keeps every
+    body at its default height (anny's height setting found for each body by bisection on anny's own
+    anthropometry: at a fixed *setting*, a gender sweep changes the height), else anny's height
+    setting stays at 0.5."""
     import torch
 
     defaults = {d.name: d.default for d in mapper.descriptors if d.kind == "attribute"}
@@ -285,9 +292,25 @@ def perfect_sweep(
     mapping = oracle.sampler.age_mapping()
     phenotypes[:, age] = mapping.morphological_to_anny_age(torch.as_tensor(phenotypes[:, age])).numpy()
     local = torch.zeros(len(requested), len(oracle.sampler.local_labels), dtype=torch.float64)
-    vertices, joints = oracle.sampler.rest_shapes(torch.as_tensor(phenotypes), local)
-    ground(vertices, joints)
-    return model.vertices(fit_coefficients(model, vertices, model.component_count).astype(np.float32))
+
+    def bodies() -> np.ndarray:
+        vertices, joints = oracle.sampler.rest_shapes(torch.as_tensor(phenotypes), local)
+        ground(vertices, joints)
+        return np.asarray(vertices)
+
+    held = {d.name: d for d in mapper.descriptors if d.kind == "metric"}.get("height")
+    if held is not None:
+        column = oracle.labels.index("height")
+        low, high = np.zeros(len(requested)), np.ones(len(requested))
+        for _ in range(HEIGHT_BISECTIONS):
+            phenotypes[:, column] = (low + high) / 2
+            short = oracle.heights(bodies()) < held.default
+            low, high = (
+                np.where(short, phenotypes[:, column], low),
+                np.where(short, high, phenotypes[:, column]),
+            )
+        phenotypes[:, column] = (low + high) / 2
+    return model.vertices(fit_coefficients(model, bodies(), model.component_count).astype(np.float32))
 
 
 def height_by_anny(oracle: Oracle, model: LinearMorphableModel, mapper: Any) -> dict[str, Any]:
