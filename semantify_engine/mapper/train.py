@@ -890,9 +890,9 @@ def trusted_kinds(dataset_settings: dict[str, Any]) -> tuple[str, ...]:
     and judging a slider by the regressor's reading imports its errors. On ``anny-body`` the regressor
     read anny's own bodies along the gender slider (height held at 1.71 m) as weight 0.54 → 0.60 where
     they were made at 0.567. Holding that reading flat, training bent the bodies until anny itself read
-    the gender slider moving weight by 13.6 % of its range (a perfect slider: 2.4 %; 4.6 % holding the
-    height alone); and the regressor's misses cut the proportions slider at 0.78 where anny read its
-    bodies up to 0.97.
+    the gender slider moving weight by 13.9 % of its range; judged by the tape alone, 4.6 % (anny's own
+    bodies, the height held alike: 2.4 %). And the regressor's misses cut the proportions slider at 0.78,
+    where anny read the uncut slider's bodies up to 0.97.
     """
     scheme = (dataset_settings.get("sampling") or {}).get("scheme")
     return ("metric",) if scheme in BANK_SCHEMES else MEASURED_KINDS
