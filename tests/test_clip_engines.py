@@ -112,11 +112,8 @@ def test_onnx_engines_are_exported_once_beside_the_weights_and_match_torch(
         cosine = np.sum(embeddings * reference, axis=1)
         assert cosine.min() > (0.99999 if name == "onnx" else 0.99), name
     (folder,) = (tiny_weights.parent / f"{tiny_weights.name}.semantify-engines").iterdir()
-    assert sorted(path.name for path in folder.iterdir()) == [
-        "image-fp32.onnx",
-        "image-int8.onnx",
-        "key.json",
-    ]
+    exports = sorted(path.name for path in folder.iterdir() if not path.name.startswith("fixed-"))
+    assert exports == ["image-fp32.onnx", "image-int8.onnx", "key.json"], "earlier builds keep probes too"
     key = json.loads((folder / "key.json").read_text())
     assert key["tower_sha256"] == engines.tower_checksum(scorer) and key["engine_version"] == 1
     assert engines.export_files(scorer) == folder, "the same weights find the same export"
