@@ -65,14 +65,6 @@ def _errors() -> Any:
     return import_engine("errors")
 
 
-class ModeBusy(Exception):
-    """Joints cannot move in the current mode (another object in Edit or Paint Mode, a render running).
-
-    Not a SemantifyError (registration imports no engine module, so it cannot derive from one): the
-    object stays pending and follows once the mode allows.
-    """
-
-
 # ------------------------------------------------------------------------------------------ queries
 def armature_of(obj: bpy.types.Object | None) -> bpy.types.Object | None:
     """The armature deforming ``obj``: the object of its first Armature modifier that has one."""
@@ -158,7 +150,7 @@ def editing_bones(context: Any, armature: bpy.types.Object) -> Iterator[bpy.type
     view_layer = context.view_layer
     active = view_layer.objects.active
     if context.mode not in ("OBJECT", "POSE") or (context.mode == "POSE" and active != armature):
-        raise ModeBusy(f"joints move in Object or Pose Mode; '{active.name}' is in {context.mode}")
+        raise _errors().ModeBusy(f"joints move in Object or Pose Mode; '{active.name}' is in {context.mode}")
     if view_layer.objects.get(armature.name) is None:
         raise _errors().SemantifyError(
             f"The armature '{armature.name}' is not in the view layer '{view_layer.name}' (its collection is "
@@ -264,7 +256,8 @@ def mesh_to_armature(obj: bpy.types.Object, armature: bpy.types.Object) -> np.nd
 def update_joints(context: Any, obj: bpy.types.Object) -> int:
     """Move the armature's rest joints to the current shape of ``obj``; the pose is kept. Returns bones moved.
 
-    Raises a SemantifyError when ``obj`` has no rig to move, ``ModeBusy`` when the mode forbids it now.
+    Raises a SemantifyError when ``obj`` has no rig to move, ``ModeBusy`` (a SemantifyError) when the mode
+    forbids it now.
     """
     global _updating
     layout = stored_layout(obj)
@@ -294,15 +287,16 @@ def update_joints(context: Any, obj: bpy.types.Object) -> int:
 def follow(context: Any, obj: bpy.types.Object) -> bool:
     """:func:`update_joints`, with failures kept in ``rig_status`` (a busy mode leaves the object pending)."""
     state = obj.semantify
+    errors = _errors()
     try:
         if bpy.app.is_job_running("RENDER"):  # no Edit Mode while a render job reads the scene
-            raise ModeBusy("a render is running")
+            raise errors.ModeBusy("a render is running")
         update_joints(context, obj)
-    except ModeBusy as busy:
+    except errors.ModeBusy as busy:  # before SemantifyError, which it is
         _pending.add(obj.name)
         _schedule()  # the timer retries until the mode allows
         message = f"Joints will follow the shape when they can move ({busy})."
-    except _errors().SemantifyError as error:
+    except errors.SemantifyError as error:
         message = str(error)
     else:
         message = ""

@@ -87,7 +87,7 @@ class SEMANTIFY_OT_update_joints(bpy.types.Operator):
         obj = rig.rigged_mesh_of(context.active_object)
         try:
             moved = rig.update_joints(context, obj)
-        except (errors.SemantifyError, rig.ModeBusy) as error:
+        except errors.SemantifyError as error:  # ModeBusy is one
             return _failed(self, error)
         obj.semantify.rig_status = ""
         self.report(
