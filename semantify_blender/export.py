@@ -31,10 +31,11 @@ import numpy as np
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from . import rig, sliders
+from . import sliders
 from .engine import import_engine
 from .model_objects import key_coordinates
 from .operators import semantify_object
+from .rig_layout import armature_of, rigged_mesh_of
 
 if TYPE_CHECKING:
     from semantify_engine.export.presets import ExportPreset
@@ -77,7 +78,7 @@ class ExportReport:
 # ------------------------------------------------------------------------------------------ parts
 def character_parts(obj: bpy.types.Object | None) -> tuple[bpy.types.Object, bpy.types.Object | None]:
     """The mesh to export and the armature deforming it (None for an unrigged character)."""
-    mesh = rig.rigged_mesh_of(obj) if obj is not None and obj.type == "ARMATURE" else obj
+    mesh = rigged_mesh_of(obj) if obj is not None and obj.type == "ARMATURE" else obj
     if mesh is None or mesh.type != "MESH" or not mesh.semantify.is_model:
         raise export_error(
             "Select a Semantify character to export: a model from Add Model or Add Rigged Character, or "
@@ -88,7 +89,7 @@ def character_parts(obj: bpy.types.Object | None) -> tuple[bpy.types.Object, bpy
             f"'{mesh.name}' has no shape keys left, so it carries no Semantify shape; export it with "
             "File > Export, or add the model again."
         )
-    return mesh, rig.armature_of(mesh)
+    return mesh, armature_of(mesh)
 
 
 def world_vertices(obj: bpy.types.Object) -> np.ndarray:
@@ -197,7 +198,7 @@ def selected_only(context: Any, objects: list[bpy.types.Object], active: bpy.typ
 # --------------------------------------------------------------------------------- preparations
 def limit_influences(context: Any, mesh: bpy.types.Object, limit: int) -> tuple[float, int]:
     """At most ``limit`` bones per vertex, renormalised (Blender's own operators); the largest move, count."""
-    deforming = {bone.name for bone in rig.armature_of(mesh).data.bones if bone.use_deform}
+    deforming = {bone.name for bone in armature_of(mesh).data.bones if bone.use_deform}
     groups = {group.index for group in mesh.vertex_groups if group.name in deforming}
     over = sum(
         1
@@ -352,7 +353,7 @@ class SEMANTIFY_OT_export_character(bpy.types.Operator, ExportHelper):
     @classmethod
     def poll(cls, context: Any) -> bool:
         obj = context.active_object
-        if semantify_object(context) is None and rig.rigged_mesh_of(obj) is None:
+        if semantify_object(context) is None and rigged_mesh_of(obj) is None:
             cls.poll_message_set("Select a Semantify character (or its armature)")
             return False
         return True

@@ -11,10 +11,11 @@ from typing import Any
 import bpy
 from bpy.props import EnumProperty, IntProperty
 
-from . import rig
+from . import rig, rig_build
 from .engine import import_engine
 from .operators import UNDOABLE, _failed, _model_items
 from .preferences import user_model_dir
+from .rig_layout import armature_of, can_follow_own_rig, rigged_mesh_of
 
 
 def _object_mode(cls: type, context: Any) -> bool:
@@ -56,10 +57,10 @@ class SEMANTIFY_OT_add_rigged_character(bpy.types.Operator):
         registry = import_engine("models.registry")
         try:  # loading and checking the skeleton both happen before the scene is touched
             model = registry.load(self.model, model_dir=user_model_dir(context))
-            rig.check_riggable(model)
+            rig_build.check_riggable(model)
         except errors.SemantifyError as error:
             return _failed(self, error)
-        obj, armature = rig.create_rigged_character(context, model, self.model, self.influences)
+        obj, armature = rig_build.create_rigged_character(context, model, self.model, self.influences)
         bones = len(armature.data.bones)
         self.report({"INFO"}, f"Added '{obj.name}' on '{armature.name}': {bones} bones following the shape")
         return {"FINISHED"}
@@ -74,7 +75,7 @@ class SEMANTIFY_OT_update_joints(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        if rig.rigged_mesh_of(context.active_object) is None:
+        if rigged_mesh_of(context.active_object) is None:
             cls.poll_message_set("Select a rigged character (Add Rigged Character, or Follow My Rig)")
             return False
         if context.mode not in ("OBJECT", "POSE"):
@@ -84,14 +85,14 @@ class SEMANTIFY_OT_update_joints(bpy.types.Operator):
 
     def execute(self, context: Any) -> set[str]:
         errors = import_engine("errors")
-        obj = rig.rigged_mesh_of(context.active_object)
+        obj = rigged_mesh_of(context.active_object)
         try:
             moved = rig.update_joints(context, obj)
         except errors.SemantifyError as error:  # ModeBusy is one
             return _failed(self, error)
         obj.semantify.rig_status = ""
         self.report(
-            {"INFO"}, f"Moved {moved} joints of '{rig.armature_of(obj).name}' to the shape of '{obj.name}'"
+            {"INFO"}, f"Moved {moved} joints of '{armature_of(obj).name}' to the shape of '{obj.name}'"
         )
         return {"FINISHED"}
 
@@ -106,7 +107,7 @@ class SEMANTIFY_OT_follow_my_rig(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        if not rig.can_follow_own_rig(context.active_object):
+        if not can_follow_own_rig(context.active_object):
             cls.poll_message_set("Select a mesh with shape keys and an Armature modifier")
             return False
         return _object_mode(cls, context)
@@ -115,7 +116,7 @@ class SEMANTIFY_OT_follow_my_rig(bpy.types.Operator):
         errors = import_engine("errors")
         obj = context.active_object
         try:
-            layout, misfit = rig.follow_own_rig(obj)
+            layout, misfit = rig_build.follow_own_rig(obj)
         except errors.SemantifyError as error:
             return _failed(self, error)
         if misfit > 0:
@@ -124,9 +125,7 @@ class SEMANTIFY_OT_follow_my_rig(bpy.types.Operator):
                 f"Some bone ends lie {misfit:.3g} off what their vertices can reproduce (too flat around); "
                 "they follow the shape with that offset kept",
             )
-        self.report(
-            {"INFO"}, f"{layout.bone_count} bones of '{rig.armature_of(obj).name}' follow '{obj.name}'"
-        )
+        self.report({"INFO"}, f"{layout.bone_count} bones of '{armature_of(obj).name}' follow '{obj.name}'")
         return {"FINISHED"}
 
 
