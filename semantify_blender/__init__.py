@@ -20,6 +20,7 @@ from . import (
     fitting_ops,
     fitting_panel,
     fitting_props,
+    job_state,
     jobs,
     operators,
     panels,
@@ -58,7 +59,7 @@ def register() -> None:
 
 
 def unregister() -> None:
-    jobs.shutdown()  # a running background job's process and timer end with the add-on
+    job_state.shutdown()  # a running background job's process and timer end with the add-on
     clip_status.forget()  # and so does a running CLIP status check
     export.unregister_menu()
     cli_command.unregister_command()

@@ -30,6 +30,8 @@ from bpy.props import BoolProperty, StringProperty
 from . import jobs, model_objects, sliders
 from .engine import import_engine
 from .fitting_props import display_unit
+from .job_process import command, require_modules, slug
+from .job_state import ActiveJob, ResultHandler
 from .operators import semantify_object
 from .preferences import cache_dir, engine_environment, job_worker, user_model_dir
 
@@ -207,7 +209,7 @@ def fit_output(context: Any, obj: bpy.types.Object, method: str) -> Path:
 
     The previous file is removed first, so a fit that writes nothing can never pass off an old result.
     """
-    path = Path(cache_dir(context)) / FIT_FOLDER / f"{jobs._slug(obj.name)}-{method}.json"
+    path = Path(cache_dir(context)) / FIT_FOLDER / f"{slug(obj.name)}-{method}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     return path
@@ -245,13 +247,13 @@ def text_job(context: Any, obj: bpy.types.Object, prompt: str, dataset: str) -> 
     state = obj.semantify
     folder = text_dataset(sliders.mapper_of(obj), dataset, sliders.mapper_label(state.mapper_path))
     worker = job_worker(context)
-    jobs.require_modules(worker, TEXT_MODULES, "Fitting a text")
+    require_modules(worker, TEXT_MODULES, "Fitting a text")
     out = fit_output(context, obj, "text")
     mapper = sliders.mapper_file(state.mapper_path)
     shown = prompt if len(prompt) <= 40 else prompt[:39] + "…"
     return background.BackgroundJob(
         worker,
-        jobs.command("fit text", prompt, mapper=mapper, out=str(out), dataset=folder),
+        command("fit text", prompt, mapper=mapper, out=str(out), dataset=folder),
         out,
         environment=engine_environment(context),
         label=f'Fit text "{shown}"',
@@ -290,12 +292,12 @@ def photo_job(context: Any, obj: bpy.types.Object, photo: str, crop: str) -> Bac
             "Use Fit Measurements, or a mapper with word sliders (Build Mapper, Add Word)."
         )
     worker = job_worker(context)
-    jobs.require_modules(worker, PHOTO_MODULES, "Fitting a photo")
+    require_modules(worker, PHOTO_MODULES, "Fitting a photo")
     out = fit_output(context, obj, "photo")
     mapper = sliders.mapper_file(state.mapper_path)
     return background.BackgroundJob(
         worker,
-        jobs.command("fit image", str(path), mapper=mapper, out=str(out), crop=crop),
+        command("fit image", str(path), mapper=mapper, out=str(out), crop=crop),
         out,
         environment=engine_environment(context),
         label=f"Fit photo {path.name}",
@@ -318,8 +320,8 @@ def read_fit(path: Path) -> dict[str, Any]:
     return data
 
 
-def apply_fit_result(state: jobs.ActiveJob, path: Path) -> tuple[str, str, bool]:
-    """A finished background fit's sliders onto the object it was started for (a ``jobs.ResultHandler``)."""
+def apply_fit_result(state: ActiveJob, path: Path) -> tuple[str, str, bool]:
+    """A finished background fit's sliders onto the object it was started for (a ``ResultHandler``)."""
     errors = import_engine("errors")
     label = state.job.label
     obj = bpy.data.objects.get(state.object_name)
@@ -362,7 +364,7 @@ class _FitJobOperator(jobs._BackgroundOperator):
     def invoke(self, context: Any, event: Any) -> set[str]:
         return self.execute(context)
 
-    def result_handler(self) -> jobs.ResultHandler:
+    def result_handler(self) -> ResultHandler:
         return apply_fit_result
 
 
