@@ -13,6 +13,7 @@ import bpy
 
 from . import (
     bake,
+    choices,
     cli_command,
     clip_ops,
     clip_status,
@@ -69,5 +70,5 @@ def unregister() -> None:
     properties.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
-    operators.clear_caches()
+    choices.clear_caches()
     fitting_ops.clear_caches()

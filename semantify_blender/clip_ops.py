@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import bpy
 from bpy.props import StringProperty
 
-from . import clip_status, jobs
+from . import clip_status, jobs, polls
 from .engine import import_engine
 from .job_process import command, require_modules
 from .job_state import ActiveJob, ResultHandler
@@ -71,6 +71,7 @@ class _ClipJobOperator(jobs._BackgroundOperator):
     """A CLIP job: needs no Semantify object, starts at once, is not an undo step."""
 
     bl_options: ClassVar[set[str]] = set()
+    needs = (polls.NO_JOB,)
     needs_object = False
 
     def invoke(self, context: Any, event: Any) -> set[str]:

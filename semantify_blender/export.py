@@ -31,10 +31,10 @@ import numpy as np
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from . import sliders
+from . import polls, sliders
 from .engine import import_engine
 from .model_objects import key_coordinates
-from .operators import semantify_object
+from .operator_base import SemantifyOperator
 from .rig_layout import armature_of, rigged_mesh_of
 
 if TYPE_CHECKING:
@@ -340,23 +340,16 @@ def preset_items(_self: Any, _context: Any) -> list[tuple[str, str, str]]:
     return _preset_items
 
 
-class SEMANTIFY_OT_export_character(bpy.types.Operator, ExportHelper):
+class SEMANTIFY_OT_export_character(SemantifyOperator, ExportHelper):
     """Export the active Semantify character for another tool, as that tool reads it (the scene is kept)"""
 
     bl_idname = "semantify.export_character"
     bl_label = "Export Character"
+    needs = (polls.CHARACTER,)
 
     filename_ext = ".glb"
     filter_glob: StringProperty(default="*.glb;*.fbx;*.usdc;*.usd;*.usda;*.obj", options={"HIDDEN"})
     preset: EnumProperty(name="Preset", description="Where the file goes", items=preset_items)
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        obj = context.active_object
-        if semantify_object(context) is None and rigged_mesh_of(obj) is None:
-            cls.poll_message_set("Select a Semantify character (or its armature)")
-            return False
-        return True
 
     def check(self, context: Any) -> bool:
         """Keep the file's suffix the preset's (the file browser calls this on every change)."""
@@ -371,13 +364,8 @@ class SEMANTIFY_OT_export_character(bpy.types.Operator, ExportHelper):
         self.filename_ext = import_engine("export.presets").preset(self.preset).suffix
         return ExportHelper.invoke(self, context, event)
 
-    def execute(self, context: Any) -> set[str]:
-        errors = import_engine("errors")
-        try:
-            report = export_character(context, context.active_object, self.preset, self.filepath)
-        except errors.SemantifyError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+    def run(self, context: Any) -> set[str]:
+        report = export_character(context, context.active_object, self.preset, self.filepath)
         self.report({"INFO"}, report.message())
         return {"FINISHED"}
 

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
+from . import polls
 from .engine import import_engine
 from .job_process import add_word_job, build_job, finish, require_modules
 from .job_process import model_options as model_options
 from .job_state import ActiveJob, ResultHandler, active_job, begin, end, ended, show
 from .job_state import last_job as last_job
-from .operators import semantify_object
+from .operator_base import SemantifyOperator
 from .preferences import job_worker
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 TIMER_S = 0.25
 UNDO_ONLY = {"UNDO"}  # the new sliders are one undo step; no redo panel (it would run the whole job again)
 INTERNAL = {"INTERNAL"}
+ON_MODEL = (polls.NO_JOB, polls.MODEL)  # one job at a time, for the active Semantify model
+ON_SLIDERS = (*ON_MODEL, polls.SLIDERS.saying("Load a mapper first"))  # ... and its loaded sliders
 RENDER_ENGINES = (
     ("workbench", "Workbench", "Fastest: milliseconds per view on any CPU (the default)"),
     ("eevee", "EEVEE", "Realtime materials and light: about a second per view with a GPU, slow without"),
@@ -63,23 +66,14 @@ def done(operator: bpy.types.Operator, state: ActiveJob) -> set[str]:
 
 
 # --------------------------------------------------------------------------------------- operators
-class _BackgroundOperator(bpy.types.Operator):
+class _BackgroundOperator(SemantifyOperator):
     """Start a job, follow it on a timer (or wait, in background mode), load its mapper."""
 
     bl_options = UNDO_ONLY
+    needs = ON_MODEL
 
     keep_values = False
-    needs_object = True  # False: a job for no object (fetching CLIP weights)
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        if active_job() is not None:
-            cls.poll_message_set("A Semantify job is running: wait for it or cancel it")
-            return False
-        if cls.needs_object and semantify_object(context) is None:
-            cls.poll_message_set("Select a Semantify model")
-            return False
-        return True
+    needs_object = True  # False: a job for no object (fetching CLIP weights); its needs say so too
 
     def make_job(self, context: Any, obj: bpy.types.Object | None) -> BackgroundJob:
         raise NotImplementedError
@@ -91,15 +85,10 @@ class _BackgroundOperator(bpy.types.Operator):
     def invoke(self, context: Any, event: Any) -> set[str]:
         return context.window_manager.invoke_props_dialog(self, width=420)
 
-    def execute(self, context: Any) -> set[str]:
-        errors = import_engine("errors")
+    def run(self, context: Any) -> set[str]:
         obj = context.active_object if self.needs_object else None
-        try:
-            job = self.make_job(context, obj)
-            job.start()
-        except errors.SemantifyError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        job = self.make_job(context, obj)
+        job.start()
         state = ActiveJob(
             job=job,
             object_name=obj.name if obj is not None else None,
@@ -177,6 +166,7 @@ class SEMANTIFY_OT_add_word(_BackgroundOperator):
     bl_label = "Add Word"
 
     keep_values = True
+    needs = ON_SLIDERS
 
     word: StringProperty(name="Word", description="The new descriptor, e.g. 'broad shoulders'")
     dataset: StringProperty(
@@ -184,15 +174,6 @@ class SEMANTIFY_OT_add_word(_BackgroundOperator):
         description="Dataset folder with CLIP embeddings (empty: the one the mapper was trained from)",
         subtype="DIR_PATH",
     )
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        if not super().poll(context):
-            return False
-        if not len(context.active_object.semantify.sliders):
-            cls.poll_message_set("Load a mapper first")
-            return False
-        return True
 
     def make_job(self, context: Any, obj: bpy.types.Object) -> BackgroundJob:
         return add_word_job(context, obj, self.word, self.dataset)
@@ -216,22 +197,15 @@ class SEMANTIFY_OT_cancel_job(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class SEMANTIFY_OT_check_python(bpy.types.Operator):
+class SEMANTIFY_OT_check_python(SemantifyOperator):
     """Check that the process for background work has what building mappers and adding words need"""
 
     bl_idname = "semantify.check_python"
     bl_label = "Check Worker"
 
-    def execute(self, context: Any) -> set[str]:
-        errors = import_engine("errors")
+    def run(self, context: Any) -> set[str]:
         worker = job_worker(context)
-        try:
-            require_modules(
-                worker, ("numpy", *import_engine("cli.worker").CLIP_ENGINE_MODULES), "Word sliders"
-            )
-        except errors.SemantifyError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        require_modules(worker, ("numpy", *import_engine("cli.worker").CLIP_ENGINE_MODULES), "Word sliders")
         extra = "" if not worker.missing_modules(("bpy",)) else " (no bpy: measurement builds only)"
         self.report({"INFO"}, f"{worker.describe()} has the CLIP engine{extra}")
         return {"FINISHED"}

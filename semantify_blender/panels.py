@@ -11,9 +11,10 @@ from typing import Any
 
 import bpy
 
-from . import clip_status, jobs, rig_layout
+from . import clip_status, jobs, polls, rig_layout
+from .choices import default_mapper_items
 from .engine import import_engine
-from .operators import default_mapper_items, semantify_object
+from .model_objects import semantify_object
 from .sliders import mapper_label
 
 
@@ -72,7 +73,7 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return semantify_object(context) is not None
+        return polls.MODEL.holds(context)
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -157,7 +158,7 @@ class SEMANTIFY_PT_build(_SemantifyPanel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return semantify_object(context) is not None or jobs.active_job() is not None
+        return polls.MODEL.holds(context) or jobs.active_job() is not None
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -185,7 +186,7 @@ class SEMANTIFY_PT_shape(_SemantifyPanel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return semantify_object(context) is not None
+        return polls.MODEL.holds(context)
 
     def draw(self, context: Any) -> None:
         layout = self.layout
