@@ -32,6 +32,7 @@ class Need:
         return replace(self, message=message)
 
     def refusal(self, context: Any) -> str:
+        """The poll message for ``context`` (only asked once ``holds`` said no)."""
         return self.message(context) if callable(self.message) else self.message
 
 
