@@ -22,10 +22,10 @@ import numpy as np
 
 from ..errors import ModelFileError
 
-# What a damaged or truncated pickle raises while loading.
+# What a damaged or truncated pickle raises while loading (OverflowError: a FRAME longer than memory).
 _UNREADABLE_PICKLE_ERRORS = (
     pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-    UnicodeDecodeError, OSError,
+    UnicodeDecodeError, OSError, OverflowError,
 )  # fmt: skip
 
 
