@@ -178,6 +178,11 @@ def _load_failures() -> tuple[type[BaseException], ...]:
     return (*failures, SafetensorError)
 
 
+def _first_line(error: BaseException) -> str:
+    """An error's first line (or its type's name when it says nothing), for a one-line message."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def _build(plan: _LoadPlan, spec: ClipSpec) -> tuple[Any, Any, Any]:
     """Create model, eval transform and tokenizer through open_clip, turning its failures into user errors."""
     import open_clip
@@ -193,7 +198,7 @@ def _build(plan: _LoadPlan, spec: ClipSpec) -> tuple[Any, Any, Any]:
             )
             tokenizer = open_clip.get_tokenizer(plan.model_name, cache_dir=plan.cache_dir)
     except _load_failures() as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = _first_line(exc)
         if "state_dict" in str(exc):  # torch lists every mismatched tensor; one sentence says it
             detail = f"its tensors do not fit the architecture '{plan.model_name}'"
         raise ClipWeightsError(

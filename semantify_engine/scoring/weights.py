@@ -30,6 +30,7 @@ from .clip_cache import _hub_remote, _Remote, _tag_remote
 from .clip_loading import (
     _build,
     _clean_model_name,
+    _first_line,
     _plan_load,
     _plan_local_file,
     _require_known_architecture,
@@ -79,10 +80,6 @@ class WeightsStatus:
 
 
 # ----------------------------------------------------------------------------------------- status
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 def _remote(spec: ClipSpec) -> _Remote:
     """Where the weights of a tag or ``hf-hub:`` spec come from (:class:`ClipError` for unknown ones)."""
     from open_clip.pretrained import get_pretrained_cfg
