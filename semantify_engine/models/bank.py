@@ -71,8 +71,8 @@ class SourceBank:
     individual detail: nose, limb lengths, ...). It is what a setting means on its own, so attribute
     sliders learn from it (the ``settings`` sampling scheme): learned from the detailed bodies, a slider is
     the average of bodies that differ in detail, and anny fitted to the bundled male body's sliders moved
-    the other settings by up to 27.8 % of their range along a sweep; learned from these, by 2.2–13.9 %
-    (anny's own bodies: 0.8–17.7 %; ``tools/validate_plausibility.py``).
+    the other settings by up to 27.8 % of their range along a sweep; learned from these, by 2.4–19.2 %
+    (anny's own bodies: 1.2–17.4 %; ``tools/validate_plausibility.py``).
     """
 
     coefficients: np.ndarray
