@@ -24,14 +24,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from semantify_engine.errors import SemantifyError
-from semantify_engine.scoring import clip
+from semantify_engine.errors import ClipError, ClipModelError, ClipWeightsError, SemantifyError
+from semantify_engine.scoring import clip, clip_cache, clip_loading, clip_network
 from semantify_engine.scoring.clip import (
-    ClipError,
-    ClipModelError,
     ClipScorer,
     ClipSpec,
-    ClipWeightsError,
     average_view_scores,
     cosine_similarity,
     get_scorer,
@@ -297,7 +294,8 @@ def _isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_uncached_tag_offline_fails_at_once_with_how_to(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
-        from semantify_engine.scoring.clip import ClipSpec, ClipWeightsError, get_scorer
+        from semantify_engine.errors import ClipWeightsError
+        from semantify_engine.scoring.clip import ClipSpec, get_scorer
         try:
             get_scorer(ClipSpec("ViT-B-32", "openai"))
         except ClipWeightsError as exc:
@@ -334,10 +332,10 @@ def test_uncached_tag_unreachable_hub_fails_after_probe(
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(clip, "_network_reachable", unreachable)
+    monkeypatch.setattr(clip_network, "_network_reachable", unreachable)
     with pytest.raises(ClipWeightsError, match="cannot be reached") as info:
         get_scorer(ClipSpec("ViT-B-32", "openai", cache_dir=str(tmp_path)))
-    assert probed == [clip._hub_host()]
+    assert probed == [clip_cache._hub_host()]
     assert str(tmp_path) in str(info.value)
 
 
@@ -346,21 +344,21 @@ def test_network_probe_is_bounded_even_when_dns_hangs(monkeypatch: pytest.Monkey
         time.sleep(5)
         raise socket.gaierror("simulated DNS timeout")
 
-    monkeypatch.setattr(clip, "_probe_target", lambda host, port: (host, port))
+    monkeypatch.setattr(clip_network, "_probe_target", lambda host, port: (host, port))
     monkeypatch.setattr(socket, "getaddrinfo", hanging_getaddrinfo)
     start = time.monotonic()
-    assert clip._network_reachable("hub.example.invalid", timeout=0.5) is False
+    assert clip_network._network_reachable("hub.example.invalid", timeout=0.5) is False
     assert time.monotonic() - start < 2.0
 
 
 def test_network_probe_sees_open_and_closed_ports(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clip, "_probe_target", lambda host, port: (host, port))
+    monkeypatch.setattr(clip_network, "_probe_target", lambda host, port: (host, port))
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
         port = server.getsockname()[1]
-        assert clip._network_reachable("127.0.0.1", port, timeout=2.0) is True
-    assert clip._network_reachable("127.0.0.1", port, timeout=2.0) is False
+        assert clip_network._network_reachable("127.0.0.1", port, timeout=2.0) is True
+    assert clip_network._network_reachable("127.0.0.1", port, timeout=2.0) is False
 
 
 def _fake_hub_snapshot(cache: Path, repo_id: str, files: dict[str, bytes]) -> None:
@@ -382,8 +380,8 @@ def test_cached_tag_is_planned_offline_without_probing(
     repo = "timm/vit_base_patch32_clip_224.openai"
     _fake_hub_snapshot(tmp_path, repo, {"open_clip_model.safetensors": b"x"})
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(clip, "_network_reachable", lambda *a, **k: pytest.fail("network probed"))
-    plan = clip._plan_load(ClipSpec("ViT-B-32", "openai", cache_dir=str(tmp_path)))
+    monkeypatch.setattr(clip_network, "_network_reachable", lambda *a, **k: pytest.fail("network probed"))
+    plan = clip_loading._plan_load(ClipSpec("ViT-B-32", "openai", cache_dir=str(tmp_path)))
     assert (plan.model_name, plan.pretrained, plan.offline, plan.force_quick_gelu) == (
         "ViT-B-32",
         "openai",

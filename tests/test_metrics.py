@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from semantify_engine.errors import SemantifyError
 from semantify_engine.models import LinearMorphableModel, load
 from semantify_engine.models.registry import bundled_model_paths
-from semantify_engine.scoring import metrics
-from semantify_engine.scoring.metrics import BODY_DENSITY_KG_M3, MetricScorer
+from semantify_engine.scoring import geometry, landmarks, measurements
+from semantify_engine.scoring.measurements import BODY_DENSITY_KG_M3
+from semantify_engine.scoring.metrics import MetricScorer
 
 # =========================================================================== analytic test shapes
 
@@ -99,8 +100,8 @@ def as_model(vertices: np.ndarray, faces: np.ndarray, kind: str = "body", name: 
 
 
 def girths_at(vertices: np.ndarray, faces: np.ndarray, levels) -> np.ndarray:
-    edges = metrics.unique_edges(faces)
-    return metrics.section_girths(vertices[None].astype(np.float64), edges, np.asarray([levels], float))[0]
+    edges = geometry.unique_edges(faces)
+    return geometry.section_girths(vertices[None].astype(np.float64), edges, np.asarray([levels], float))[0]
 
 
 # ========================================================================== analytic truth
@@ -144,12 +145,12 @@ def test_sphere_volume_and_girths_match_an_independent_convex_hull() -> None:
     spatial = pytest.importorskip("scipy.spatial")
     radius = 0.2
     vertices, faces = sphere(radius)
-    volume = metrics.closed_volume(vertices[None], faces, metrics.hole_caps(faces, len(vertices)))[0]
+    volume = geometry.closed_volume(vertices[None], faces, geometry.hole_caps(faces, len(vertices)))[0]
     np.testing.assert_allclose(volume, spatial.ConvexHull(vertices).volume, rtol=1e-9)
     np.testing.assert_allclose(volume, 4 / 3 * np.pi * radius**3, rtol=1e-2)
     for level in (0.05, 0.2, 0.33):
         section = []  # the crossing points, one edge at a time
-        for a, b in metrics.unique_edges(faces):
+        for a, b in geometry.unique_edges(faces):
             za, zb = vertices[a, 2] - level, vertices[b, 2] - level
             if (za > 0) != (zb > 0):
                 section.append(vertices[a, :2] + za / (za - zb) * (vertices[b, :2] - vertices[a, :2]))
@@ -160,11 +161,11 @@ def test_sphere_volume_and_girths_match_an_independent_convex_hull() -> None:
 def test_holes_are_capped_so_an_open_cylinder_has_the_closed_ones_volume() -> None:
     radius, height, segments = 0.1, 0.8, 48
     vertices, faces = cylinder(radius, height, segments, closed=False)
-    caps = metrics.hole_caps(faces, len(vertices))
+    caps = geometry.hole_caps(faces, len(vertices))
     assert caps.count == 2
-    volume = metrics.closed_volume(vertices[None], faces, caps)[0]
+    volume = geometry.closed_volume(vertices[None], faces, caps)[0]
     np.testing.assert_allclose(volume, polygon_area(radius, segments) * height, rtol=1e-9)
-    fraction = metrics.cap_area_fraction(vertices, faces, caps)
+    fraction = geometry.cap_area_fraction(vertices, faces, caps)
     np.testing.assert_allclose(
         fraction,
         2 * polygon_area(radius, segments) / (polygon_perimeter(radius, segments) * height),
@@ -212,8 +213,8 @@ def test_girth_and_volume_are_continuous_under_small_vertex_moves(seed: int, siz
     # a crossing point moves along its edge by at most edge length x (z move / edge's z extent):
     # 0.1 m rings, so 2 * size / 0.1 = 20 * size per coordinate, times a few hull edges
     assert np.abs(girths_at(moved, faces, levels) - girths_at(vertices, faces, levels)).max() < 200 * size
-    caps = metrics.hole_caps(faces, len(vertices))
-    change = metrics.closed_volume(moved[None], faces, caps) - metrics.closed_volume(
+    caps = geometry.hole_caps(faces, len(vertices))
+    change = geometry.closed_volume(moved[None], faces, caps) - geometry.closed_volume(
         vertices[None], faces, caps
     )
     assert abs(change[0]) < 10 * size  # surface area (~1.1 m²) x displacement, with margin
@@ -230,9 +231,9 @@ def test_girth_moves_continuously_when_the_plane_sweeps_across_vertices() -> Non
 
 def test_index_ranges_round_trip() -> None:
     indices = np.array([3, 4, 5, 9, 11, 12, 40])
-    ranges = metrics.indices_to_ranges(indices)
+    ranges = landmarks.indices_to_ranges(indices)
     assert ranges == [[3, 6], [9, 10], [11, 13], [40, 41]]
-    np.testing.assert_array_equal(metrics.ranges_to_indices(ranges), indices)
+    np.testing.assert_array_equal(landmarks.ranges_to_indices(ranges), indices)
 
 
 # ================================================================================ bad inputs
@@ -377,15 +378,15 @@ def test_anny_body_matches_annys_own_height_waist_and_volume_definitions(body, b
     """Height is anny's definition exactly; our waist tape sits at the height of anny's waist loop and
     reads a little shorter than that loop's polyline (the tape bridges the navel and the small dents the
     loop follows)."""
-    definition = metrics.load_definition(metrics.LANDMARK_DIR / "anny-body.json")
+    definition = landmarks.load_definition(landmarks.LANDMARK_DIR / "anny-body.json")
     loop = np.asarray(definition["landmarks"]["waist_loop"])
     template = body.template.astype(np.float64)
     measured = dict(zip(body_scorer.names, body_scorer.measure(template), strict=True))
     assert measured["height"] == pytest.approx(np.ptp(template[:, 2]), rel=1e-6)
     polyline = np.linalg.norm(template[loop] - np.roll(template[loop], 1, axis=0), axis=1).sum()
     assert 0.97 * polyline < measured["waist"] <= polyline
-    volume = metrics.closed_volume(
-        template[None], body.faces, metrics.hole_caps(body.faces, body.vertex_count)
+    volume = geometry.closed_volume(
+        template[None], body.faces, geometry.hole_caps(body.faces, body.vertex_count)
     )
     assert measured["mass"] == pytest.approx(volume[0] * 985.0, rel=1e-5)
 
@@ -426,16 +427,16 @@ def test_anny_trunk_tapes_never_cross_into_arms_head_or_lower_legs(name: str) ->
     from a ±2.5 std box that no girth plane crosses an edge with one end outside the trunk."""
     model = bundled(name)
     scorer = MetricScorer.for_model(model)
-    definition = metrics.load_definition(metrics.LANDMARK_DIR / "anny-body.json")
+    definition = landmarks.load_definition(landmarks.LANDMARK_DIR / "anny-body.json")
     trunk = np.zeros(model.vertex_count, dtype=bool)
-    trunk[metrics.ranges_to_indices(definition["regions"]["trunk"])] = True
-    edges = metrics.unique_edges(model.faces)
+    trunk[landmarks.ranges_to_indices(definition["regions"]["trunk"])] = True
+    edges = geometry.unique_edges(model.faces)
     seam = edges[trunk[edges[:, 0]] != trunk[edges[:, 1]]]
     coefficients = np.random.default_rng(11).uniform(-2.5, 2.5, (150, 10)).astype(np.float32)
     vertices = model.vertices(coefficients).astype(np.float64)
     low = np.minimum(vertices[:, seam[:, 0], 2], vertices[:, seam[:, 1], 2])[:, None, :]
     high = np.maximum(vertices[:, seam[:, 0], 2], vertices[:, seam[:, 1], 2])[:, None, :]
-    for girth in (m for m in scorer.measures if isinstance(m, metrics.Girth)):
+    for girth in (m for m in scorer.measures if isinstance(m, measurements.Girth)):
         levels = girth.levels(vertices)[:, :, None]
         assert not np.any((low <= levels) & (high > levels)), girth.name
 
@@ -503,9 +504,9 @@ def test_bundled_landmark_files_fit_their_topologies() -> None:
     for name, definition in expected.items():
         if name in paths:
             model = load(paths[name])
-            assert metrics.find_definition(model)["name"] == definition
-    for path in sorted(metrics.LANDMARK_DIR.glob("*.json")):
-        data = metrics.load_definition(path)
+            assert landmarks.find_definition(model)["name"] == definition
+    for path in sorted(landmarks.LANDMARK_DIR.glob("*.json")):
+        data = landmarks.load_definition(path)
         count = data["topology"]["vertex_count"]
         for indices in data["landmarks"].values():
             assert all(0 <= i < count for i in indices)
@@ -517,7 +518,7 @@ def test_the_body_density_is_pinned_and_is_the_landmark_files() -> None:
     """985 kg/m³ (the README's figure); the bundled body's landmark file states the same number."""
     from pathlib import Path
 
-    from semantify_engine.scoring.metrics import BODY_DENSITY_KG_M3
+    from semantify_engine.scoring.measurements import BODY_DENSITY_KG_M3
 
     landmarks = Path(__file__).resolve().parent.parent / "semantify_engine" / "data" / "landmarks"
     specs = json.loads((landmarks / "anny-body.json").read_text())

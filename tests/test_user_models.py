@@ -676,9 +676,9 @@ def test_a_deep_or_self_sharing_chumpy_expression_is_refused_not_recursed_into(t
 
 
 def test_the_unpickler_allows_exactly_numpy_arrays_and_inert_python_pieces() -> None:
-    from semantify_engine.models import user_models
+    from semantify_engine.models import restricted_pickle
 
-    allowed = set(user_models._ALLOWED_GLOBALS)
+    allowed = set(restricted_pickle._ALLOWED_GLOBALS)
     expected = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
     for core in ("numpy.core", "numpy._core"):
         expected |= {(f"{core}.multiarray", "_reconstruct"), (f"{core}.multiarray", "scalar")}
@@ -687,7 +687,7 @@ def test_the_unpickler_allows_exactly_numpy_arrays_and_inert_python_pieces() -> 
         expected |= {(builtins, "set"), (builtins, "frozenset"), (builtins, "object")}
     expected |= {("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor")}
     assert allowed == expected
-    unpickler = user_models._OwnerFileUnpickler(io.BytesIO(b""))
+    unpickler = restricted_pickle._OwnerFileUnpickler(io.BytesIO(b""))
     for module, name in (
         ("builtins", "getattr"),
         ("builtins", "eval"),
@@ -698,7 +698,7 @@ def test_the_unpickler_allows_exactly_numpy_arrays_and_inert_python_pieces() -> 
         ("numpy", "load"),
         ("scipy.sparse", "load_npz"),
     ):
-        with pytest.raises(user_models._RefusedClass):
+        with pytest.raises(restricted_pickle._RefusedClass):
             unpickler.find_class(module, name)
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ from ..errors import SemantifyError
 from ..mapper.mapper import Mapper, describe, load_mapper, read_mapper_header, save_mapper
 from ..scoring.vocabulary import parse_words
 from .common import output_path, parse_numbers
-from .progress import progress_bar
+from .progress import epoch_bar
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -154,26 +152,6 @@ def run_info(arguments: argparse.Namespace) -> int:
     for line in describe(mapper):
         print(f"  {line}")
     return 0
-
-
-@contextlib.contextmanager
-def epoch_bar(description: str) -> Iterator[Callable[[int, int, float, float | None], None]]:
-    """A progress bar over epochs with the latest train / validation MSE, opened at the first epoch so that
-    an error found before training starts is not printed under an empty bar."""
-    with contextlib.ExitStack() as stack:
-        bar: Any = None
-
-        def update(epoch: int, total: int, train: float, validation: float | None) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(progress_bar(total, description, unit="epoch"))
-            postfix = {"train_mse": f"{train:.4f}"}
-            if validation is not None:
-                postfix["val_mse"] = f"{validation:.4f}"
-            bar.set_postfix(postfix, refresh=False)
-            bar.update(1)
-
-        yield update
 
 
 def _report(path: Path, mapper: Mapper, figures: dict[str, Any]) -> None:

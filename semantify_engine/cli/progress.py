@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,26 @@ def progress_bar(total: int, description: str, unit: str = "item") -> Iterator[A
         smoothing=0.1,
     ) as bar:
         yield bar
+
+
+@contextlib.contextmanager
+def epoch_bar(description: str) -> Iterator[Callable[[int, int, float, float | None], None]]:
+    """A progress bar over epochs with the latest train / validation MSE, opened at the first epoch so that
+    an error found before training starts is not printed under an empty bar."""
+    with contextlib.ExitStack() as stack:
+        bar: Any = None
+
+        def update(epoch: int, total: int, train: float, validation: float | None) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(progress_bar(total, description, unit="epoch"))
+            postfix = {"train_mse": f"{train:.4f}"}
+            if validation is not None:
+                postfix["val_mse"] = f"{validation:.4f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+
+        yield update
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ import numpy as np
 
 from ..atomic import atomic_output, atomic_path
 from ..errors import ClipEngineError, SemantifyError
-from .clip import ENV_CACHE_DIR, ClipScorer, l2_normalize
+from .clip import ClipScorer, l2_normalize
+from .clip_spec import ENV_CACHE_DIR
 
 log = logging.getLogger(__name__)
 
