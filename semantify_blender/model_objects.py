@@ -47,6 +47,14 @@ class ModelIdentity:
         return self.model_checksum
 
 
+def semantify_object(context: Any) -> bpy.types.Object | None:
+    """The active object if Semantify made it (or took it over with 'Use My Mesh'), else None."""
+    obj = getattr(context, "active_object", None)
+    if obj is None or obj.type != "MESH" or not obj.semantify.is_model:
+        return None
+    return obj
+
+
 def identity_of(obj: bpy.types.Object) -> ModelIdentity:
     """The identity stored on a Semantify object, shaped like a model for the engine's checks."""
     state = obj.semantify

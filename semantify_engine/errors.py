@@ -48,3 +48,12 @@ class ClipEngineError(ClipError):
 
 class ExportError(SemantifyError):
     """An export that cannot be done as asked (unknown preset, nothing to export, an unwritable file)."""
+
+
+class ModeBusy(SemantifyError):
+    """A rigged character's joints cannot move in the current mode (another object in Edit or Paint Mode,
+    a render running).
+
+    The Blender glue keeps the object pending and moves its joints once the mode allows; an operator that
+    asked for the move now reports the message.
+    """

@@ -1,0 +1,53 @@
+"""The base of Semantify's operators: its poll checks their needs, its execute reports user-fixable failures.
+
+Every operator writes :meth:`SemantifyOperator.run` and lists its :attr:`~SemantifyOperator.needs` (the
+poll strategies of :mod:`.polls`). A user-fixable failure is an engine :class:`SemantifyError` (a missing
+file, a damaged or foreign mapper, a mesh without shape keys, a busy mode): raised anywhere in ``run``, it
+becomes one ERROR report and CANCELLED, so no operator writes that try/except itself. Operators do what
+can fail before they change the scene, so a cancelled one leaves the scene as it was; where a step can
+fail only after a change (running a mapper on new slider positions), that step puts the change back and
+raises again (:func:`.sliders.write_positions`).
+
+The engine's errors are imported when an operator runs, not here: registering must import no engine
+module (:mod:`.engine`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import bpy
+
+from .engine import import_engine
+from .polls import Need
+
+# Operators that change the scene take part in undo; the others only register (redo panel, reports).
+UNDOABLE = {"REGISTER", "UNDO"}
+REDOABLE = {"REGISTER"}
+
+
+class SemantifyOperator(bpy.types.Operator):
+    """An operator that runs when its needs hold and reports a SemantifyError instead of raising it."""
+
+    needs: ClassVar[tuple[Need, ...]] = ()
+    """Checked in order by :meth:`poll`; the first that does not hold sets the poll message."""
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        for need in cls.needs:
+            if not need.holds(context):
+                cls.poll_message_set(need.refusal(context))
+                return False
+        return True
+
+    def execute(self, context: Any) -> set[str]:
+        errors = import_engine("errors")
+        try:
+            return self.run(context)
+        except errors.SemantifyError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+
+    def run(self, context: Any) -> set[str]:
+        """The operator's work; a SemantifyError it raises is reported and cancels the operator."""
+        raise NotImplementedError
