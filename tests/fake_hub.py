@@ -3,8 +3,9 @@
 It answers what ``huggingface_hub.hf_hub_download`` asks (``HEAD`` and ``GET`` of
 ``/<repo>/resolve/<revision>/<file>`` with the commit, ETag and length headers the real hub sends, and
 404 with ``X-Error-Code: EntryNotFound`` for a file a repository lacks), so the real download code runs
-against it end to end with ``HF_ENDPOINT`` pointing here. ``bytes_per_second`` slows the body down so a
-test can cancel a download in the middle; ``fail_after`` drops the connection after that many bytes.
+against it end to end with ``HF_ENDPOINT`` pointing here. ``fail_after`` drops the connection after that
+many bytes; ``stall_after`` sends that many bytes and then nothing more until the client hangs up or the
+hub stops, so a test that cancels a download cancels it in the middle, however slow the machine.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+STALL_LIMIT_S = 120.0
+"""The longest a stalled body holds its connection open (a test that forgot to cancel still ends)."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     files: Mapping[str, Mapping[str, bytes]] = {}
-    bytes_per_second: float | None = None
     fail_after: int | None = None
+    stall_after: int | None = None
+    stopping: threading.Event
     requests: list[str]
 
     def log_message(self, *args: object) -> None:  # quiet
@@ -63,10 +66,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if self.fail_after is not None and start >= self.fail_after:
                 self.connection.close()
                 return
+            if self.stall_after is not None and start >= self.stall_after:
+                self.stopping.wait(STALL_LIMIT_S)
+                self.connection.close()
+                return
             self.wfile.write(body[start : start + step])
             self.wfile.flush()
-            if self.bytes_per_second:
-                time.sleep(step / self.bytes_per_second)
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):
@@ -78,18 +83,20 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 def fake_hub(
     files: Mapping[str, Mapping[str, bytes]],
     *,
-    bytes_per_second: float | None = None,
     fail_after: int | None = None,
+    stall_after: int | None = None,
 ) -> Iterator[tuple[str, list[str]]]:
     """Serve ``files`` (``{"org/name": {"file.bin": b"..."}}``); yields the endpoint and the request log."""
     requests: list[str] = []
+    stopping = threading.Event()
     handler = type(
         "Handler",
         (_Handler,),
         {
             "files": files,
-            "bytes_per_second": bytes_per_second,
             "fail_after": fail_after,
+            "stall_after": stall_after,
+            "stopping": stopping,
             "requests": requests,
         },
     )
@@ -99,5 +106,6 @@ def fake_hub(
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", requests
     finally:
+        stopping.set()
         server.shutdown()
         server.server_close()
