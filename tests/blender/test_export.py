@@ -19,15 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODULE, ROOT
-from file_readers import nearest_distance, read_gltf, read_usd
+from support import ROOT, SUPPORT
+from support.blender import MODULE
+from support.file_readers import nearest_distance, read_gltf, read_usd
 
 from semantify_engine.export.presets import PRESETS, preset
 
 bpy = pytest.importorskip("bpy")
 from mathutils import Quaternion  # noqa: E402  (bpy first)
-
-pytestmark = pytest.mark.blender
 
 VALIDATOR = ROOT / "build" / "node" / "node_modules" / "gltf-validator"
 KINDS = ("plain", "rig", "game-rig")
@@ -53,7 +52,7 @@ def gltf_validator() -> Path:
 
 
 def validate_gltf(validator: Path, path: Path) -> dict:
-    script = Path(__file__).resolve().parent / "gltf_validate.mjs"
+    script = SUPPORT / "gltf_validate.mjs"
     result = subprocess.run(
         ["node", str(script), str(validator), str(path)], capture_output=True, text=True, check=True
     )
@@ -260,7 +259,7 @@ def test_the_file_suffix_follows_the_preset(glue, tmp_path) -> None:
 
 
 def test_the_sidebar_and_file_export_menu_offer_export_character(glue) -> None:
-    from recording_layout import RecordingLayout
+    from support.recording_layout import RecordingLayout
 
     make_character(glue, "plain")
     calls: list = []

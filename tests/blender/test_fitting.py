@@ -1,7 +1,7 @@
 """The Fit panel, headless: measurements → sliders in Blender, text and photo → sliders in a background job.
 
 The add-on is installed from its zip and enabled by conftest's fixtures (``installed``, ``glue``), and
-``test_blender_extension.py``'s helpers are reused. Measurement fits run on the bundled body with its
+:mod:`support.blender`'s helpers are reused. Measurement fits run on the bundled body with its
 shipped mapper and are checked on the evaluated mesh with the engine's tape measure. Photo and text fits
 run the real ``semantify fit`` command in a background process with the tiny CLIP fixture, on a capsule
 model whose two-word mapper is trained on a synthetic dataset (no rendering); they check that the sliders
@@ -18,14 +18,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import MODULE, evaluated_vertices, weights_of
-from test_blender_extension import (
+from support import ROOT
+from support.blender import (
+    MODULE,
     OperatorStandIn,
-    RecordingLayout,
     add_body_with_default_mapper,
+    evaluated_vertices,
     positions_of,
+    weights_of,
 )
-from test_fitting import SMALL, photo_pixels, synthetic_dataset, train, write_png
+from support.fitting import SMALL, photo_pixels, synthetic_dataset, train, write_png
+from support.recording_layout import RecordingLayout
 
 from semantify_engine.mapper import load_mapper, save_mapper
 from semantify_engine.models import load, save_model
@@ -33,11 +36,7 @@ from semantify_engine.scoring.metrics import MetricScorer
 
 bpy = pytest.importorskip("bpy")
 
-pytestmark = pytest.mark.blender
-
-SHIPPED_BODY = (
-    Path(__file__).resolve().parent.parent / "semantify_engine/data/mappers/anny-body-measurements.npz"
-)
+SHIPPED_BODY = ROOT / "semantify_engine/data/mappers/anny-body-measurements.npz"
 TEMPLATE = "a photo of a {} person"
 
 

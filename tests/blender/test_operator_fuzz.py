@@ -23,8 +23,6 @@ from hypothesis import strategies as st
 
 bpy = pytest.importorskip("bpy")
 
-pytestmark = pytest.mark.blender
-
 FUZZED = (
     "add_model",
     "add_model_file",

@@ -18,8 +18,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import MODULE, evaluated_vertices, weights_of
-from test_blender_extension import RecordingLayout
+from support import ROOT
+from support.blender import MODULE, evaluated_vertices, weights_of
+from support.recording_layout import RecordingLayout
 
 from semantify_engine.mapper import load_mapper
 from semantify_engine.models import load
@@ -30,12 +31,8 @@ from semantify_engine.rig.regressor import bone_end_regressors
 bpy = pytest.importorskip("bpy")
 mathutils = pytest.importorskip("mathutils")
 
-pytestmark = pytest.mark.blender
-
 TOLERANCE = 1e-5  # metres; see the module docstring
-SHIPPED_BODY = (
-    Path(__file__).resolve().parent.parent / "semantify_engine/data/mappers/anny-body-measurements.npz"
-)
+SHIPPED_BODY = ROOT / "semantify_engine/data/mappers/anny-body-measurements.npz"
 POSE = {  # bone -> (axis, angle): a few joints along different chains
     "spine03": ((1.0, 0.0, 0.0), 0.3),
     "upperarm01.L": ((0.0, 0.3, 1.0), 0.8),
@@ -250,7 +247,7 @@ def test_keyframed_sliders_move_the_joints_on_frame_change(glue, body) -> None:
 # ------------------------------------------------------------------------------ SMPL-family models
 def test_smpl_family_model_gets_a_rig_from_its_joint_regressor(glue, tmp_path: Path) -> None:
     pytest.importorskip("smplx")
-    from test_user_models import body_arrays, write_pickle
+    from support.owner_files import body_arrays, write_pickle
 
     write_pickle(
         tmp_path / "smpl" / "SMPL_NEUTRAL.pkl", body_arrays(2, vertices=250, joints=24, shape_dirs=10)

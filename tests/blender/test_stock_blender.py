@@ -24,57 +24,24 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import TINY_CLIP_CONFIG, TINY_CLIP_NAME, run_blender_ext
-from fake_hub import fake_hub
-from stock_env import build_platform_zip, stock_python
+from support import SUPPORT
+from support.blender import run_blender_ext
+from support.clip import TINY_CLIP_CONFIG, TINY_CLIP_NAME
+from support.fake_hub import fake_hub
+from support.stock_env import WORDS, build_platform_zip, drive, stock_python
 
 from semantify_engine.mapper import load_mapper
 
-pytestmark = [pytest.mark.blender, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).resolve().parent
-DRIVER = HERE / "stock_blender_driver.py"
-FAKE_BLENDER = HERE / "fake-blender"
+FAKE_BLENDER = SUPPORT / "fake-blender"
 MODULE_DIR = ("extensions", "user_default", "semantify")
-WORDS = "tall,short,fat,thin,muscular,skinny"
 HUB_REPO = "semantify-test/tiny-clip"
-
-
-def drive(stock: SimpleNamespace, scenario: str, environment: dict[str, str] | None = None, **params) -> dict:
-    """Run one driver scenario in the stock environment; its RESULT record."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("SEMANTIFY_", "PYTHON", "VIRTUAL_ENV", "HF_"))
-    }
-    env.update({"BLENDER_USER_RESOURCES": str(stock.user), "HF_HUB_OFFLINE": "1", **(environment or {})})
-    env = {name: value for name, value in env.items() if value is not None}
-    started = time.perf_counter()
-    result = subprocess.run(
-        [str(stock.python), str(DRIVER), scenario, json.dumps(params)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        cwd=stock.user,  # not the checkout: nothing of the project may be importable from the cwd
-        check=False,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, (
-        f"{scenario}: no result (exit {result.returncode})\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    record = json.loads(lines[-1][len("RESULT ") :])
-    assert "exception" not in record, record["exception"] + result.stderr[-3000:]
-    record["wall_s"] = time.perf_counter() - started
-    record["output"] = result.stdout + result.stderr
-    return record
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +72,7 @@ def tiny_preferences(tiny_weights: Path) -> dict[str, str]:
 
 
 def photo(path: Path) -> Path:
-    from test_fitting import photo_pixels, write_png
+    from support.fitting import photo_pixels, write_png
 
     return write_png(path, photo_pixels(height=96, width=64))
 

@@ -1,6 +1,6 @@
 """Drives the installed extension inside a stock-Blender environment (run by that environment's Python).
 
-``tests/test_stock_blender.py`` runs ``<stock python> stock_blender_driver.py SCENARIO '{json}'`` in a
+``tests/blender/test_stock_blender.py`` runs ``<stock python> stock_blender_driver.py SCENARIO '{json}'`` in a
 virtual environment that holds only what Blender ships (bpy and numpy): none of the project's packages,
 no torch. Each scenario does what an artist would do in the sidebar (operators, preferences), then prints
 one line ``RESULT {json}`` with what it saw; the test asserts on it. Nothing of the project is imported

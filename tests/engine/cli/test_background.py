@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import capsule_clip_request
+from support.clip import capsule_clip_request
 
 from semantify_engine.cli.background import BackgroundJob, JobCancelled, JobError, missing_modules
 from semantify_engine.cli.progress import JSON_PREFIX, parse_progress_line, progress_bar

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import ROOT
 
 from semantify_engine.cli.arguments import ArgumentsError, command_arguments
 from semantify_engine.cli.background import BackgroundJob
@@ -79,7 +80,7 @@ def test_the_glue_writes_no_option_by_hand() -> None:
 
     (Messages may mention options in prose; a string that is exactly one option is an argument list's.)
     """
-    glue = Path(__file__).resolve().parent.parent / "semantify_blender"
+    glue = ROOT / "semantify_blender"
     quoted_option = re.compile(r"""["']--[a-z][\w-]*["']""")
     found = [
         f"{path.name}:{number}: {line.strip()}"

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import capsule_clip_request, make_capsule_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.clip import capsule_clip_request
+from support.models import make_capsule_model
 
 from semantify_engine.cli.main import main as cli_main
 from semantify_engine.dataset.builder import DatasetRequest, build_dataset
@@ -459,7 +460,7 @@ def test_an_out_folder_that_is_a_file_is_refused(capsule, tmp_path) -> None:
 def test_bank_samples_are_source_bodies_with_their_exact_settings(tmp_path) -> None:
     """--scheme bank draws source bodies as they are: coefficients and the shape settings anny made them
     from, not the regressor's reading of them (which is off by its error, 0.85-0.997 R² on the bodies)."""
-    from conftest import banked_capsule
+    from support.models import banked_capsule
 
     model = banked_capsule()
     plan = SamplingPlan.for_model(model, seed=4, scheme="bank")
@@ -479,7 +480,7 @@ def test_bank_samples_are_source_bodies_with_their_exact_settings(tmp_path) -> N
 
 
 def test_settings_samples_are_the_bank_bodies_without_detail_with_the_same_exact_settings(tmp_path) -> None:
-    from conftest import banked_capsule
+    from support.models import banked_capsule
 
     model = banked_capsule()
     bank_plan = SamplingPlan.for_model(model, seed=4, scheme="bank")
@@ -504,7 +505,7 @@ def test_settings_samples_are_the_bank_bodies_without_detail_with_the_same_exact
 
 
 def test_a_build_samples_smooth_bodies_for_attribute_sliders_alone() -> None:
-    from conftest import banked_capsule
+    from support.models import banked_capsule
 
     from semantify_engine.dataset.sampling import scheme_for_build
 

@@ -175,7 +175,7 @@ def test_a_worker_with_another_model_file_is_refused_by_name(capsule, tiny_spec,
 
 
 def test_ray_options_refuse_bad_values_in_one_line(tmp_path) -> None:
-    from conftest import make_capsule_model
+    from support.models import make_capsule_model
 
     from semantify_engine.errors import SemantifyError
     from semantify_engine.scoring.clip import ClipSpec

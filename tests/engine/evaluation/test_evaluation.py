@@ -106,7 +106,7 @@ class KindSliders(LinearSliders):
 
 def test_attribute_fidelity_and_word_agreement_read_the_models_regressor() -> None:
     """The banked capsule's settings are known functions of its coefficients: gender = 0.5 + 0.2 c0."""
-    from conftest import banked_capsule
+    from support.models import banked_capsule
 
     from semantify_engine.evaluation.fidelity import DescriptorReader, descriptor_fidelity
     from semantify_engine.evaluation.semantic import word_attribute_agreement

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import capsule_clip_request
+from support.clip import capsule_clip_request
+from support.fitting import SMALL, clip_text, photo_pixels, synthetic_dataset, train, write_png
 
 from semantify_engine.dataset.sampling import SamplingPlan
 from semantify_engine.dataset.store import DatasetFolder
@@ -20,11 +21,10 @@ from semantify_engine.errors import ClipWeightsError, SemantifyError
 from semantify_engine.fitting import FitError, FitResult, fit_measurements
 from semantify_engine.fitting import crop as crop_module
 from semantify_engine.mapper import Descriptor, Mapper, load_mapper, save_mapper
-from semantify_engine.models import LinearMorphableModel, save_model
+from semantify_engine.models import save_model
 
 WORDS = ("fat", "thin", "tall")
 TEMPLATE = "a photo of a {} person"
-SMALL = {"epochs": 3, "hidden": (32, 16), "batch_size": 8}
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -39,13 +39,6 @@ def word_dataset(capsule, tiny_spec, tmp_path_factory) -> Path:
     request = capsule_clip_request(capsule, tiny_spec, WORDS, metrics=True, template=TEMPLATE, engine="torch")
     build_dataset(folder, request)
     return folder.folder
-
-
-def train(folder: Path, names: list[str], model: LinearMorphableModel, **settings) -> Mapper:
-    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
-
-    mapper, _ = train_from_dataset(folder, names, model=model, settings=TrainingSettings(**settings))
-    return mapper
 
 
 @pytest.fixture(scope="module")
@@ -82,27 +75,6 @@ def metric_dataset(capsule, tmp_path_factory) -> Path:
 def height_mapper(metric_dataset, capsule) -> Mapper:
     pytest.importorskip("torch")
     return train(metric_dataset, ["height"], capsule, epochs=40, hidden=(64, 32), lr=1e-3, batch_size=32)
-
-
-def write_png(path: Path, pixels: np.ndarray, mode: str | None = None) -> Path:
-    from PIL import Image
-
-    Image.fromarray(pixels, mode=mode).save(path)
-    return path
-
-
-def photo_pixels(seed: int = 0, height: int = 96, width: int = 64) -> np.ndarray:
-    """A photo-like picture: a bright figure on a dark, noisy background."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
-    pixels[height // 6 : -height // 10, width // 3 : -width // 3] = 200
-    return pixels
-
-
-def clip_text(spec, texts: list[str]) -> np.ndarray:
-    from semantify_engine.scoring.clip import get_scorer
-
-    return get_scorer(spec).encode_texts(texts)
 
 
 # ------------------------------------------------------------------------------------------- imports
@@ -401,42 +373,6 @@ def test_text_fit_ranks_the_cached_renders_by_clip_cosine(word_dataset, word_map
     blended = np.clip(np.asarray(weights) @ stored, word_mapper.lows, word_mapper.highs)
     np.testing.assert_allclose(result.slider_vector, blended, atol=1e-5)
     np.testing.assert_allclose(result.slider_coefficients, word_mapper(result.slider_vector), atol=1e-6)
-
-
-def synthetic_dataset(
-    folder: Path, model: LinearMorphableModel, spec, template: str, words: tuple[str, ...], samples: int = 40
-) -> tuple[Path, dict[str, np.ndarray]]:
-    """A dataset folder written directly (no rendering): random unit embeddings, words scored from them."""
-    from semantify_engine.scoring.clip import average_view_scores, l2_normalize
-
-    rng = np.random.default_rng(11)
-    embeddings = l2_normalize(rng.normal(size=(samples, 2, 32))).astype(np.float16)
-    coefficients = rng.uniform(0.1, 1.0, (samples, 3)).astype(np.float32)
-    coefficients[3] = 0.0  # the rest expression: the neutral render
-    text = clip_text(spec, [template.format(word) for word in words])
-    scores = average_view_scores(embeddings.astype(np.float32), text).astype(np.float32)
-    settings = {
-        "model": {"spec": "capsule-face", "name": model.name, "kind": model.kind,
-                  "checksum": model.checksum(), "vertex_count": model.vertex_count},
-        "samples": samples, "chunk_size": samples,
-        "sampling": SamplingPlan(components=3).to_json(),
-        "views": [{"name": "front", "azimuth": 0.0, "elevation": 0.0},
-                  {"name": "side", "azimuth": 90.0, "elevation": 0.0}],
-        "render": None,
-        "clip": {"model": spec.model, "pretrained": spec.pretrained, "template": template,
-                 "words": list(words)},
-        "metrics": None,
-    }  # fmt: skip
-    store = DatasetFolder(folder)
-    store.create_or_check(settings)
-    arrays = {
-        "indices": np.arange(samples, dtype=np.int64),
-        "coefficients": coefficients,
-        "embeddings": embeddings,
-        "scores": scores,
-    }
-    store.write_chunk(0, arrays)
-    return folder, arrays
 
 
 @pytest.fixture(scope="module")

@@ -311,7 +311,7 @@ def test_attributes_with_exact_labels_are_not_held_to_the_regressors_reading(sch
     """Bank and settings samples carry the exact shape settings; the regressor only estimates them, so the
     term holds the height alone there. Samples drawn otherwise are labelled by the regressor itself, and
     holding its reading is the term's job."""
-    from conftest import banked_capsule
+    from support.models import banked_capsule
 
     from semantify_engine.dataset.builder import DatasetRequest, build_dataset
     from semantify_engine.dataset.sampling import SamplingPlan

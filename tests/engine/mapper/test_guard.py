@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import make_capsule_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.models import make_capsule_model
 
 from semantify_engine.evaluation.plausibility import box_corners
 from semantify_engine.mapper.guard import TRAINING_REGION, merge

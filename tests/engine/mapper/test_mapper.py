@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import capsule_clip_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.clip import capsule_clip_request
 
 from semantify_engine.errors import SemantifyError
 from semantify_engine.mapper import (

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import SETTINGS, banked_capsule, make_capsule_model, population
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.models import SETTINGS, banked_capsule, make_capsule_model, population
 
 from semantify_engine.errors import CoefficientError, ModelFileError
 from semantify_engine.models import load, load_model, save_model

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CLIP_CONFIG as TINY_CONFIG
-from conftest import TINY_CLIP_NAME as TINY_NAME
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from support import ROOT
+from support.clip import TINY_CLIP_CONFIG as TINY_CONFIG
+from support.clip import TINY_CLIP_NAME as TINY_NAME
 
 from semantify_engine.errors import ClipError, ClipModelError, ClipWeightsError, SemantifyError
 from semantify_engine.scoring import clip, clip_cache, clip_loading, clip_network
@@ -37,7 +38,6 @@ from semantify_engine.scoring.clip import (
     template_for,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["fat", "thin", "tall", "muscular"]
 BODY = "a photo of a {} person"
 
@@ -285,7 +285,7 @@ def _isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         HOME=str(tmp_path / "home"),
         HF_HOME=str(tmp_path / "hf"),
         XDG_CACHE_HOME=str(tmp_path / "xdg"),
-        PYTHONPATH=str(REPO_ROOT),
+        PYTHONPATH=str(ROOT),
         **extra,
     )
     return env

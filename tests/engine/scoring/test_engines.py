@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import capsule_clip_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.clip import capsule_clip_request
 
 from semantify_engine.dataset.builder import build_dataset
 from semantify_engine.dataset.store import DatasetError, DatasetFolder, Shard, merge_datasets

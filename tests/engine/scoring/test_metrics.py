@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import ROOT
 
 from semantify_engine.errors import SemantifyError
 from semantify_engine.models import LinearMorphableModel, load
@@ -516,11 +517,9 @@ def test_bundled_landmark_files_fit_their_topologies() -> None:
 
 def test_the_body_density_is_pinned_and_is_the_landmark_files() -> None:
     """985 kg/m³ (the README's figure); the bundled body's landmark file states the same number."""
-    from pathlib import Path
-
     from semantify_engine.scoring.measurements import BODY_DENSITY_KG_M3
 
-    landmarks = Path(__file__).resolve().parent.parent / "semantify_engine" / "data" / "landmarks"
+    landmarks = ROOT / "semantify_engine" / "data" / "landmarks"
     specs = json.loads((landmarks / "anny-body.json").read_text())
     stated = [spec["density_kg_m3"] for spec in specs["measurements"] if spec["method"] == "volume_mass"]
     assert BODY_DENSITY_KG_M3 == 985.0 and stated == [BODY_DENSITY_KG_M3]

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CLIP_CONFIG, TINY_CLIP_NAME
-from fake_hub import fake_hub
+from support.clip import TINY_CLIP_CONFIG, TINY_CLIP_NAME
+from support.fake_hub import fake_hub
 
 REPO = "semantify-test/tiny-clip"
 

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
+from support import ROOT
 
 from semantify_engine.errors import SemantifyError
 from semantify_engine.scoring.vocabulary import VOCABULARIES
@@ -443,4 +444,4 @@ def test_importing_the_package_does_not_import_scikit_learn() -> None:
         "import sys, semantify_engine.selection as s; s.default_lexicon(); "
         "assert 'sklearn' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
