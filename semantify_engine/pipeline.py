@@ -293,7 +293,7 @@ def _train_stage(
     on_epoch: Any = None,
 ) -> Any:
     from .mapper import load_mapper, save_mapper
-    from .mapper.train import train_from_dataset
+    from .mapper.from_dataset import train_from_dataset
 
     if path.is_file():
         existing = load_mapper(path)

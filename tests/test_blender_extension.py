@@ -693,7 +693,8 @@ def capsule_words(capsule, tiny_spec, tmp_path_factory: pytest.TempPathFactory) 
     """A capsule model file and a two-word mapper for it, trained on a tiny CLIP dataset (mechanics only)."""
     from semantify_engine.dataset.builder import build_dataset
     from semantify_engine.dataset.store import DatasetFolder
-    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.mapper.from_dataset import train_from_dataset
+    from semantify_engine.mapper.settings import TrainingSettings
     from semantify_engine.models import save_model
 
     folder = tmp_path_factory.mktemp("capsule-words")

@@ -42,7 +42,8 @@ def word_dataset(capsule, tiny_spec, tmp_path_factory) -> Path:
 
 
 def train(folder: Path, names: list[str], model: LinearMorphableModel, **settings) -> Mapper:
-    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.mapper.from_dataset import train_from_dataset
+    from semantify_engine.mapper.settings import TrainingSettings
 
     mapper, _ = train_from_dataset(folder, names, model=model, settings=TrainingSettings(**settings))
     return mapper
