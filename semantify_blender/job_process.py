@@ -76,12 +76,7 @@ def model_options(context: Any, obj: bpy.types.Object) -> dict[str, str]:
         return {"model": source, **({"model_dir": folder} if folder else {})}
     if source == model_objects.SHAPE_KEY_SOURCE:
         models = import_engine("models")
-        errors = import_engine("errors")
-        model = model_objects.model_from_object(obj, name=state.model_name)
-        if model.checksum() != state.model_checksum:
-            raise errors.ModelFileError(
-                f"The shape keys of '{obj.name}' changed since 'Use My Mesh'. Run 'Use My Mesh' again."
-            )
+        model = model_objects.own_mesh_model(obj)
         path = Path(cache_dir(context)) / "models" / f"{slug(state.model_name)}-{state.model_checksum}.npz"
         models.save_model(model, path)
         return {"model": str(path)}
