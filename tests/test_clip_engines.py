@@ -115,7 +115,11 @@ def test_onnx_engines_are_exported_once_beside_the_weights_and_match_torch(
     exports = sorted(path.name for path in folder.iterdir() if not path.name.startswith("fixed-"))
     assert exports == ["image-fp32.onnx", "image-int8.onnx", "key.json"], "earlier builds keep probes too"
     key = json.loads((folder / "key.json").read_text())
-    assert key["tower_sha256"] == engines.tower_checksum(scorer) and key["engine_version"] == 1
+    assert key["tower_sha256"] == engines.tower_checksum(scorer) and key["engine_version"] == 2
+    import onnx
+
+    operators = {node.op_type for node in onnx.load(str(folder / "image-int8.onnx")).graph.node}
+    assert {"MatMulInteger", "Conv"} <= operators and "ConvInteger" not in operators, "slow int conv"
     assert engines.export_files(scorer) == folder, "the same weights find the same export"
     assert engines.load_engine(scorer, "onnx").encode(images[:0]).shape == (0, scorer.embed_dim)
 
