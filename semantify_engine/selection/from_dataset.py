@@ -56,7 +56,11 @@ def fit_word_selector(
     settings = folder.read_manifest()["settings"]
     data = folder.load() if data is None else data
     if not has_word_scores(settings, data):
-        held = [name for name in ("metrics", "attributes") if settings.get(name)]
+        held = [
+            what
+            for key, what in (("metrics", "measurements"), ("attributes", "attributes"))
+            if settings.get(key)
+        ]
         raise DescriptorSelectionError(
             f"Dataset {folder.folder} has no CLIP word scores (it holds {' and '.join(held) or 'no scores'} "
             "only), and descriptor selection chooses among scored words. Build a dataset with CLIP "
