@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import capsule_clip_request
+from conftest import capsule_clip_request, capsule_metric_request
 
 from semantify_engine.cli.main import main as cli_main
-from semantify_engine.dataset.builder import DatasetRequest, build_dataset
-from semantify_engine.dataset.sampling import SamplingPlan
+from semantify_engine.dataset.builder import build_dataset
 from semantify_engine.dataset.store import DatasetFolder
-from semantify_engine.render.views import parse_views
 
 WORDS = ("fat", "thin", "tall", "short", "broad shoulders", "muscular")
 TEMPLATE = "a photo of a {} person"
@@ -40,16 +38,7 @@ def words_dataset(capsule, tiny_spec, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def metric_dataset(capsule, tmp_path_factory) -> Path:
     folder = DatasetFolder(tmp_path_factory.mktemp("select") / "metrics")
-    request = DatasetRequest(
-        model_spec="capsule",
-        model=capsule,
-        samples=12,
-        plan=SamplingPlan(seed=7, components=3),
-        views=parse_views("front"),
-        clip=None,
-        metrics=True,
-        chunk_size=6,
-    )
+    request = capsule_metric_request(capsule, samples=12, chunk_size=6)
     build_dataset(folder, request)
     return folder.folder
 
