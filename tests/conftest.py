@@ -248,3 +248,23 @@ def capsule_clip_request(
         metrics=metrics,
         chunk_size=chunk_size,
     )
+
+
+def capsule_metric_request(
+    capsule: LinearMorphableModel, *, samples: int = 12, chunk_size: int = 4, seed: int = 7
+):
+    """A small measurement-only dataset request: measured capsules, nothing rendered, no CLIP."""
+    from semantify_engine.dataset.builder import DatasetRequest
+    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.render.views import parse_views
+
+    return DatasetRequest(
+        model_spec="capsule",
+        model=capsule,
+        samples=samples,
+        plan=SamplingPlan(seed=seed, components=3),
+        views=parse_views("front"),
+        clip=None,
+        metrics=True,
+        chunk_size=chunk_size,
+    )
