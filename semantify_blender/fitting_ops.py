@@ -192,27 +192,17 @@ def fit_output(context: Any, obj: bpy.types.Object, method: str) -> Path:
 
 
 def text_dataset(mapper: Mapper, dataset: str, label: str) -> str | None:
-    """The dataset folder to pass with ``--dataset`` (None: the mapper's own), checked for being there."""
+    """The dataset folder to pass with ``--dataset`` (None: the mapper's own), refused now when the engine
+    would refuse it (:func:`semantify_engine.mapper.provenance.trained_dataset`): no dataset given and none
+    recorded, or not there any more."""
     if dataset.strip():
         folder = Path(bpy.path.abspath(dataset))
-        if not (folder / "manifest.json").is_file():
-            raise fit_error(
-                f"{folder} holds no dataset (no manifest.json); set Dataset to a folder made by Build Mapper "
-                "or 'semantify dataset build'."
-            )
+        import_engine("dataset.store").DatasetFolder(folder).read_manifest()  # a dataset, or said why not
         return str(folder)
-    recorded = mapper.metadata.get("dataset", {}).get("folder")
-    if not recorded:
-        raise fit_error(
-            f"A text fit ranks a dataset's CLIP renders against the text, and the mapper {label} records no "
-            "dataset (shipped mappers have none). Set Dataset to a dataset of this model built with CLIP, "
-            "or build a mapper with words (Build Mapper)."
-        )
-    if not (Path(recorded) / "manifest.json").is_file():
-        raise fit_error(
-            f"The mapper was trained from the dataset {recorded}, which is no longer there; set Dataset to "
-            "its current folder."
-        )
+    provenance = import_engine("mapper.provenance")
+    provenance.trained_dataset(
+        mapper, mapper_name=f"The mapper {label}", name_it_with="the Fit panel's Dataset"
+    )
     return None
 
 
@@ -255,18 +245,11 @@ def photo_job(context: Any, obj: bpy.types.Object, photo: str, crop: str) -> Bac
     background = import_engine("cli.background")
     path = checked_photo(photo)
     state = obj.semantify
-    mapper = sliders.mapper_of(obj)
-    if not any(descriptor.kind == "word" for descriptor in mapper.descriptors):
-        kinds = (
-            "measurement and attribute"
-            if any(d.kind == "attribute" for d in mapper.descriptors)
-            else "measurement"
-        )
-        raise fit_error(
-            f"The mapper {sliders.mapper_label(state.mapper_path)} has only {kinds} sliders "
-            f"({', '.join(mapper.descriptor_names)}); a photo gives CLIP word scores, not measurements. "
-            "Use Fit Measurements, or a mapper with word sliders (Build Mapper, Add Word)."
-        )
+    import_engine("fitting.image").word_columns(
+        sliders.mapper_of(obj),
+        mapper_name=f"The mapper {sliders.mapper_label(state.mapper_path)}",
+        instead="Use Fit Measurements, or a mapper with word sliders (Build Mapper, Add Word).",
+    )
     worker = job_worker(context)
     require_modules(worker, PHOTO_MODULES, "Fitting a photo")
     out = fit_output(context, obj, "photo")

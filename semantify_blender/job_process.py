@@ -76,12 +76,7 @@ def model_options(context: Any, obj: bpy.types.Object) -> dict[str, str]:
         return {"model": source, **({"model_dir": folder} if folder else {})}
     if source == model_objects.SHAPE_KEY_SOURCE:
         models = import_engine("models")
-        errors = import_engine("errors")
-        model = model_objects.model_from_object(obj, name=state.model_name)
-        if model.checksum() != state.model_checksum:
-            raise errors.ModelFileError(
-                f"The shape keys of '{obj.name}' changed since 'Use My Mesh'. Run 'Use My Mesh' again."
-            )
+        model = model_objects.own_mesh_model(obj)
         path = Path(cache_dir(context)) / "models" / f"{slug(state.model_name)}-{state.model_checksum}.npz"
         models.save_model(model, path)
         return {"model": str(path)}
@@ -102,11 +97,11 @@ def build_job(
     The same request goes to the same folder, so building again after a cancel resumes the dataset.
     """
     background = import_engine("cli.background")
+    scorers = import_engine("dataset.scorers")
     worker = job_worker(context)
     require_modules(worker, ("numpy", "torch"), "Building a mapper")  # training is torch's, any sliders
-    if scorer == "auto" and worker.missing_modules(WORD_MODULES):
-        scorer = "metric"  # what 'auto' means without CLIP, decided here rather than by a traceback there
-    if scorer != "metric":
+    scorer = scorers.settled(scorer, lambda: not worker.missing_modules(WORD_MODULES))
+    if scorers.asks_clip(scorer):
         require_modules(worker, WORD_MODULES, "Building word sliders")
     options: dict[str, object] = {
         **model_options(context, obj),
@@ -115,7 +110,7 @@ def build_job(
         "no_evaluate": True,
         "words": words.strip() or None,
         "descriptors": descriptors if descriptors > 0 else None,
-        "engine": render_engine if scorer != "metric" else None,  # measurements render nothing
+        "engine": render_engine if scorers.asks_clip(scorer) else None,  # measurements render nothing
     }
     environment = engine_environment(context)
     request = json.dumps([sorted(options.items()), sorted(environment.items())]).encode()

@@ -50,6 +50,9 @@ SCORERS = (
     ("clip", "Words", "CLIP word scores only (needs CLIP weights)"),
     ("metric", "Measurements", "Measurements only (height, chest, waist, hips, ...): no CLIP needed"),
 )
+"""The sidebar's words for the engine's scorers (:mod:`semantify_engine.dataset.scorers`, which also says
+what each means), by the engine's names: registration imports no engine module, so a test holds the two
+lists together."""
 
 
 def has_event_loop(context: Any) -> bool:

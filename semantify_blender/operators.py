@@ -101,17 +101,8 @@ class SEMANTIFY_OT_export_model(SemantifyOperator, ExportHelper):
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
 
     def run(self, context: Any) -> set[str]:
-        errors = import_engine("errors")
         models = import_engine("models")
-        obj = context.active_object
-        state = obj.semantify
-        model = model_objects.model_from_object(obj, name=state.model_name)
-        if model.checksum() != state.model_checksum:
-            raise errors.ModelFileError(
-                f"The shape keys of '{obj.name}' changed since 'Use My Mesh' (model checksum "
-                f"{model.checksum()}, recorded {state.model_checksum}). "
-                "Run 'Use My Mesh' again, then export."
-            )
+        model = model_objects.own_mesh_model(context.active_object)
         path = models.save_model(model, bpy.path.abspath(self.filepath))
         self.report({"INFO"}, f"Saved model '{model.name}' to {path}")
         return {"FINISHED"}

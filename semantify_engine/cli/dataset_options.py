@@ -7,9 +7,10 @@ import argparse
 import sys
 from typing import Any
 
-from ..dataset.builder import DEFAULT_CHUNK_SIZE, SCORERS, ClipScoring, DatasetRequest
+from ..dataset.builder import DEFAULT_CHUNK_SIZE, ClipScoring, DatasetRequest
 from ..dataset.ray_build import LOCAL, MODES, RAY_REQUIREMENT, RayOptions
 from ..dataset.sampling import SCHEMES, SamplingPlan, scheme_for_build
+from ..dataset.scorers import SCORERS, asks_clip, resolve
 from ..errors import ClipWeightsError, SemantifyError
 from ..models import load
 from ..scoring.clip import template_for
@@ -112,11 +113,11 @@ def request_from(
     ``forced`` is given by ``semantify build`` (the sliders it is asked for): with no --scheme, the build
     then samples what its sliders need (:func:`..dataset.sampling.scheme_for_build`)."""
     model = load(arguments.model, arguments.model_dir)
-    clip = None
-    if arguments.scorer in ("clip", "both", "auto"):
-        clip = _clip_scoring(arguments, model.kind)
-        if arguments.scorer == "auto":
-            clip = _usable_or_none(clip)
+    clip = _clip_scoring(arguments, model.kind) if asks_clip(arguments.scorer) else None
+    words, metrics = resolve(
+        arguments.scorer, lambda: clip is not None and _usable(clip), lambda: _measurable(model)
+    )
+    clip = clip if words else None
     scheme = arguments.scheme
     if scheme is None and forced is not None:
         scheme = scheme_for_build(model, words=clip is not None, forced=forced)
@@ -127,7 +128,6 @@ def request_from(
         sigmas=arguments.sigma,
         components=arguments.components if arguments.components is not None else components,
     )
-    metrics = arguments.scorer in ("metric", "both") or (arguments.scorer == "auto" and _measurable(model))
     samples = arguments.samples
     if samples is None:  # `semantify build` leaves the count to the pipeline's defaults
         from ..pipeline import default_build_samples
@@ -165,13 +165,13 @@ def _clip_scoring(arguments: argparse.Namespace, kind: str) -> ClipScoring:
     return ClipScoring(spec=clip_spec_from(arguments), template=template, words=words, engine=engine)
 
 
-def _usable_or_none(clip: ClipScoring) -> ClipScoring | None:
-    """For --scorer auto: CLIP when its weights can be loaded here, else say plainly why not."""
+def _usable(clip: ClipScoring) -> bool:
+    """For --scorer auto: whether CLIP's weights can be loaded here; when not, say plainly why."""
     from ..scoring.clip import get_scorer
 
     try:
         get_scorer(clip.spec)
     except ClipWeightsError as error:
         print(f"note: building without CLIP scores (metric descriptors only). {error}", file=sys.stderr)
-        return None
-    return clip
+        return False
+    return True

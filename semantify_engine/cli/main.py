@@ -53,6 +53,8 @@ def build_parser(extra_commands: Sequence[ModuleType] = ()) -> argparse.Argument
         prog="semantify",
         description="Semantic sliders for 3D morphable models: build datasets with Blender and CLIP, "
         "select descriptors, train and evaluate mappers.",
+        epilog="The method step by step: 'dataset build' (sample, render, score), 'select' (choose the "
+        "descriptors), 'mapper train', 'evaluate'; all of them in one resumable run: 'build'.",
     )
     parser.add_argument("--version", action="version", version=f"semantify {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

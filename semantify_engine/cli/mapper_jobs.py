@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluation.coverage import DEFAULT_THETA
-from ..scoring.vocabulary import parse_words
 from .dataset_options import add_dataset_arguments, ray_options_from, request_from
 from .progress import epoch_bar, progress_bar
+from .selection_options import add_selection_arguments, forced_from
 
 
 # ------------------------------------------------------------------------------------------ build
@@ -32,10 +32,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "measurement-only builds, which render nothing)",
     )
     choice = parser.add_argument_group("descriptors and evaluation")
-    choice.add_argument(
-        "--descriptors", type=int, help="how many sliders (default: as the selection decides)"
-    )
-    choice.add_argument("--force", help="comma-separated words or measurements always kept")
+    add_selection_arguments(choice)
     choice.add_argument("--no-evaluate", action="store_true", help="stop after training")
     choice.add_argument("--no-sweep", action="store_true", help="skip the Table-1 sweep in the evaluation")
     choice.add_argument("--no-pictures", action="store_true", help="skip the evaluation's Blender renders")
@@ -63,7 +60,7 @@ def build_mapper(arguments: argparse.Namespace) -> int:
 
     out = Path(arguments.out)
     components = default_build_components(load(arguments.model, arguments.model_dir), arguments.scheme)
-    forced = parse_words(arguments.force) if arguments.force else ()
+    forced = forced_from(arguments)
     request = request_from(arguments, components=components, forced=forced)
     options = BuildOptions(
         n_descriptors=arguments.descriptors,

@@ -32,7 +32,6 @@ from ..scoring.engines import AUTO, TORCH, EngineChoice
 from .sampling import BANK_SCHEMES, SamplingPlan, bank_rows, sample_coefficients
 from .store import DatasetError, DatasetFolder, Shard, chunk_count, chunk_indices
 
-SCORERS = ("auto", "clip", "metric", "both")
 MAX_SAMPLES = 10_000_000
 """Samples one dataset may hold: 150,000 chunks; more is a typo, not a dataset (and would take TBs)."""
 DEFAULT_CHUNK_SIZE = 64

@@ -140,7 +140,8 @@ def coverage_sweep(
     theta: float,
 ) -> list[dict[str, Any]]:
     """Coverage and overlap of mappers with the best d descriptors, for the paper's d and the chosen one."""
-    from ..mapper.train import TrainingSettings, train_from_dataset
+    from ..mapper.from_dataset import train_from_dataset
+    from ..mapper.settings import TrainingSettings
 
     ranking = _candidate_ranking(mapper, folder, data)
     chosen = len(mapper.descriptors)
@@ -164,7 +165,7 @@ def held_out_errors(
     model: LinearMorphableModel, mapper: Mapper, folder: Path, data: dict[str, np.ndarray], rows: np.ndarray
 ) -> dict[str, float]:
     """Mapper applied to the validation rows' own descriptor values, against their true coefficients."""
-    from ..mapper.train import dataset_columns
+    from ..mapper.columns import dataset_columns
 
     columns = dataset_columns(folder, mapper.descriptor_names, [d.kind for d in mapper.descriptors], data)
     truth = columns.coefficients[rows]
@@ -201,7 +202,8 @@ def _candidate_ranking(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]
 
 
 def _validation_rows(mapper: Mapper, count: int) -> np.ndarray:
-    from ..mapper.train import TrainingSettings, split_rows
+    from ..mapper.settings import TrainingSettings
+    from ..mapper.train import split_rows
 
     training = TrainingSettings.from_json(mapper.metadata.get("training", {}))
     _, validation = split_rows(count, training.validation_fraction, training.seed)

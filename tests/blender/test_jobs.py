@@ -118,7 +118,8 @@ def capsule_words(capsule, tiny_spec, tmp_path_factory: pytest.TempPathFactory) 
     """A capsule model file and a two-word mapper for it, trained on a tiny CLIP dataset (mechanics only)."""
     from semantify_engine.dataset.builder import build_dataset
     from semantify_engine.dataset.store import DatasetFolder
-    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.mapper.from_dataset import train_from_dataset
+    from semantify_engine.mapper.settings import TrainingSettings
     from semantify_engine.models import save_model
 
     folder = tmp_path_factory.mktemp("capsule-words")
@@ -145,6 +146,21 @@ def test_add_word_from_the_sidebar_keeps_the_other_sliders_values(glue, capsule_
     assert state.sliders["tall"].value == pytest.approx(tall, abs=1e-6)  # the artist's shape is kept
     assert Path(state.mapper_path).name == "words+broad_shoulders.npz" and state.status == ""
     assert load_mapper(mapper_path).descriptor_names == ("fat", "tall")  # the original is untouched
+
+
+def test_build_mapper_offers_the_engines_scorers_and_lets_the_engine_settle_auto(glue, monkeypatch) -> None:
+    from semantify_engine.dataset.scorers import SCORERS
+
+    items = bpy.ops.semantify.build_mapper.get_rna_type().properties["scorer"].enum_items
+    assert {item.identifier for item in items} == set(SCORERS)
+    obj = add_body_with_default_mapper()
+    worker = type(glue.preferences.job_worker(bpy.context))
+    monkeypatch.setattr(
+        worker, "missing_modules", lambda self, modules: [m for m in modules if m == "open_clip"]
+    )
+    job = glue.jobs.build_job(bpy.context, obj, 128, "auto", "", 0)
+    assert job.arguments[job.arguments.index("--scorer") + 1] == "metric"  # auto without CLIP measures
+    assert "--engine" not in job.arguments
 
 
 def test_build_mapper_renders_with_the_engines_the_renderer_knows(glue) -> None:

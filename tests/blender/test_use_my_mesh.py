@@ -52,3 +52,16 @@ def test_export_refuses_shape_keys_changed_since_use_my_mesh(glue, tmp_path: Pat
     with pytest.raises(RuntimeError, match="changed since 'Use My Mesh'"):
         bpy.ops.semantify.export_model(filepath=str(tmp_path / "stale.npz"))
     assert not (tmp_path / "stale.npz").exists()
+
+
+def test_jobs_and_fits_refuse_shape_keys_changed_since_use_my_mesh_alike(glue) -> None:
+    obj = make_mesh_with_shape_keys()
+    bpy.ops.semantify.use_mesh()
+    assert glue.model_objects.model_of(obj) is not None
+    obj.data.shape_keys.key_blocks["lift"].data[0].co.z += 0.5
+    glue.model_objects.clear_models()
+    with pytest.raises(
+        glue.engine.import_engine("errors").ModelFileError, match="changed since 'Use My Mesh'"
+    ):
+        glue.jobs.model_options(bpy.context, obj)  # a build would train for another model
+    assert glue.model_objects.model_of(obj) is None  # nothing to measure a fit with

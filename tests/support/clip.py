@@ -1,4 +1,4 @@
-"""The tests' tiny random CLIP and the small real dataset request built with it.
+"""The tests' tiny random CLIP, and small dataset requests on the capsule (scored by it, or measured only).
 
 No pretrained weights can be had on test machines: a random tiny open_clip model exercises the real
 loading and scoring paths for mechanics (the ``tiny_weights`` and ``tiny_spec`` fixtures save it).
@@ -72,5 +72,25 @@ def capsule_clip_request(
         render=RenderSettings(resolution=64),
         clip=ClipScoring(spec=spec, template=template, words=tuple(words), engine=engine),
         metrics=metrics,
+        chunk_size=chunk_size,
+    )
+
+
+def capsule_metric_request(
+    capsule: LinearMorphableModel, *, samples: int = 12, chunk_size: int = 4, seed: int = 7
+):
+    """A small measurement-only dataset request: measured capsules, nothing rendered, no CLIP."""
+    from semantify_engine.dataset.builder import DatasetRequest
+    from semantify_engine.dataset.sampling import SamplingPlan
+    from semantify_engine.render.views import parse_views
+
+    return DatasetRequest(
+        model_spec="capsule",
+        model=capsule,
+        samples=samples,
+        plan=SamplingPlan(seed=seed, components=3),
+        views=parse_views("front"),
+        clip=None,
+        metrics=True,
         chunk_size=chunk_size,
     )

@@ -20,7 +20,8 @@ SMALL = {"epochs": 3, "hidden": (32, 16), "batch_size": 8}
 
 
 def train(folder: Path, names: list[str], model: LinearMorphableModel, **settings) -> Mapper:
-    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.mapper.from_dataset import train_from_dataset
+    from semantify_engine.mapper.settings import TrainingSettings
 
     mapper, _ = train_from_dataset(folder, names, model=model, settings=TrainingSettings(**settings))
     return mapper

@@ -156,7 +156,8 @@ def test_add_word_job_retrains_with_the_word_in_a_real_process(capsule, tiny_spe
     pytest.importorskip("open_clip")
     from semantify_engine.dataset.builder import build_dataset
     from semantify_engine.dataset.store import DatasetFolder
-    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.mapper.from_dataset import train_from_dataset
+    from semantify_engine.mapper.settings import TrainingSettings
 
     folder = DatasetFolder(tmp_path / "data")
     build_dataset(

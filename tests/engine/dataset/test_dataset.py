@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.clip import capsule_clip_request
+from support.clip import capsule_clip_request, capsule_metric_request
 from support.models import make_capsule_model
 
 from semantify_engine.cli.main import main as cli_main
@@ -344,18 +344,7 @@ def test_a_huge_sample_count_is_refused_at_once_with_the_limit(tmp_path: Path) -
 
 # -------------------------------------------------------------------------------- chunks prove it
 def metric_request(capsule, samples: int = 12, chunk: int = 4, seed: int = 7) -> DatasetRequest:
-    from semantify_engine.render.views import parse_views
-
-    return DatasetRequest(
-        model_spec="capsule",
-        model=capsule,
-        samples=samples,
-        plan=SamplingPlan(seed=seed, components=3),
-        views=parse_views("front"),
-        clip=None,
-        metrics=True,
-        chunk_size=chunk,
-    )
+    return capsule_metric_request(capsule, samples=samples, chunk_size=chunk, seed=seed)
 
 
 def test_a_manifest_copied_over_other_chunks_makes_every_reader_refuse_them(capsule, tmp_path) -> None:

@@ -163,7 +163,7 @@ def test_shipped_measurement_sliders_do_what_they_say_at_both_ends(name) -> None
     from semantify_engine.evaluation.fidelity import DescriptorReader, descriptor_fidelity
     from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
     from semantify_engine.mapper.mapper import data_range, load_mapper
-    from semantify_engine.mapper.train import REACH_TOLERANCE, narrow_to_reach
+    from semantify_engine.mapper.reach import REACH_TOLERANCE, narrow_to_reach
     from semantify_engine.models.registry import load
     from semantify_engine.scoring.metrics import MetricScorer
 
@@ -193,8 +193,9 @@ def test_shipped_attribute_sliders_are_cut_by_the_tape_alone(body) -> None:
     regressor, which only estimates settings, neither held it in training nor cut it (it would have cut
     anny-body's proportions at 0.78, where anny itself read the bodies up to 0.97)."""
     from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
+    from semantify_engine.mapper.from_dataset import trusted_kinds
     from semantify_engine.mapper.mapper import data_range, load_mapper
-    from semantify_engine.mapper.train import narrow_to_reach, trusted_kinds
+    from semantify_engine.mapper.reach import narrow_to_reach
     from semantify_engine.models.registry import load
 
     mapper = load_mapper(DEFAULT_MAPPER_DIR / f"{body}-attributes.npz")

@@ -13,11 +13,8 @@ from semantify_engine.mapper.consistency import fit_surrogate, quadratic_feature
 torch = pytest.importorskip("torch")
 
 from semantify_engine.evaluation.fidelity import sweep_values  # noqa: E402
-from semantify_engine.mapper.train import (  # noqa: E402
-    TrainingSettings,
-    descriptors_from_data,
-    train_mapper,
-)
+from semantify_engine.mapper.settings import TrainingSettings  # noqa: E402
+from semantify_engine.mapper.train import descriptors_from_data, train_mapper  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------ surrogate
@@ -114,11 +111,8 @@ def _cross_talk(consistency: float) -> tuple[float, dict]:
         values,
         coefficients,
         found,
-        hidden=(64, 64),
-        epochs=20,
-        lr=1e-3,
-        consistency=consistency,
-        measure=measure,
+        TrainingSettings(hidden=(64, 64), epochs=20, lr=1e-3, consistency=consistency),
+        read_measured=measure,
     )
     achieved = measure(mapper.coefficients(sweep_values(mapper, 0, 21)))
     span = found[1].high - found[1].low
@@ -140,10 +134,16 @@ def test_word_descriptors_or_no_measure_leave_training_as_it_was() -> None:
     coefficients, values = _correlated_problem(400)
     words = descriptors_from_data(["a", "b"], ["word"] * 2, ["cosine"] * 2, values)
     metrics = descriptors_from_data(["a", "b"], ["metric"] * 2, ["m"] * 2, values)
-    plain, _ = train_mapper(values, coefficients, words, hidden=(8,), epochs=2, consistency=0.0)
+    plain, _ = train_mapper(
+        values, coefficients, words, TrainingSettings(hidden=(8,), epochs=2, consistency=0.0)
+    )
     for found, measured in ((words, measure), (metrics, None)):
         mapper, figures = train_mapper(
-            values, coefficients, found, hidden=(8,), epochs=2, consistency=1.0, measure=measured
+            values,
+            coefficients,
+            found,
+            TrainingSettings(hidden=(8,), epochs=2, consistency=1.0),
+            read_measured=measured,
         )
         assert "measurement_surrogate" not in figures
         for (weight, bias), (plain_weight, plain_bias) in zip(mapper.weights, plain.weights, strict=True):
@@ -200,7 +200,7 @@ def test_sweep_anchors_move_one_slider_and_weigh_its_own_miss_less() -> None:
         slider_low=low,
         slider_high=high,
         slider_default=default,
-        measure=measure,
+        read_measured=measure,
         units=_IdentityUnits(3, 2),
         weight=1.0,
         seed=3,
@@ -237,7 +237,7 @@ def test_a_sweep_holds_the_measured_sliders_of_its_own_kind_and_frees_the_others
         slider_low=low,
         slider_high=high,
         slider_default=default,
-        measure=four,
+        read_measured=four,
         units=_IdentityUnits(4, 2),
         weight=1.0,
         seed=4,
@@ -265,7 +265,7 @@ def two_slider_term(coefficients: np.ndarray, measured_by, **options):
         slider_low=np.array([-1.0, -1.0]),
         slider_high=np.array([1.0, 1.0]),
         slider_default=np.array([0.0, 0.0]),
-        measure=measured_by,
+        read_measured=measured_by,
         units=_IdentityUnits(2, 2),
         weight=1.0,
         seed=0,
@@ -316,7 +316,7 @@ def test_attributes_with_exact_labels_are_not_held_to_the_regressors_reading(sch
     from semantify_engine.dataset.builder import DatasetRequest, build_dataset
     from semantify_engine.dataset.sampling import SamplingPlan
     from semantify_engine.dataset.store import DatasetFolder
-    from semantify_engine.mapper.train import train_from_dataset, trusted_kinds
+    from semantify_engine.mapper.from_dataset import train_from_dataset, trusted_kinds
 
     model = banked_capsule()
     plan = SamplingPlan.for_model(model, seed=2, scheme=scheme)

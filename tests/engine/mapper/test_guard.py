@@ -74,6 +74,7 @@ def ridge_model() -> LinearMorphableModel:
 @pytest.fixture(scope="module")
 def guarded_and_plain():
     pytest.importorskip("torch")
+    from semantify_engine.mapper.settings import TrainingSettings
     from semantify_engine.mapper.train import descriptors_from_data, train_mapper
 
     model = ridge_model()
@@ -81,9 +82,9 @@ def guarded_and_plain():
     rng = np.random.default_rng(2)
     values = (targets[:, :2] + rng.normal(0, 0.02, (len(targets), 2))).astype(np.float32)
     found = descriptors_from_data(["a", "b"], ["metric"] * 2, ["m"] * 2, values)
-    options = {"hidden": (32, 32), "epochs": 15, "lr": 1e-3, "validation_fraction": 0.2}
-    plain, _ = train_mapper(values, targets, found, **options)
-    guarded, _ = train_mapper(values, targets, found, plausibility=model.plausibility_measure, **options)
+    options = TrainingSettings(hidden=(32, 32), epochs=15, lr=1e-3, validation_fraction=0.2)
+    plain, _ = train_mapper(values, targets, found, options)
+    guarded, _ = train_mapper(values, targets, found, options, plausibility=model.plausibility_measure)
     return model, values, plain, guarded
 
 

@@ -72,11 +72,12 @@ def linear_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def trained(linear_problem):
     pytest.importorskip("torch")
+    from semantify_engine.mapper.settings import TrainingSettings
     from semantify_engine.mapper.train import descriptors_from_data, train_mapper
 
     x, y, _ = linear_problem
     found = descriptors_from_data(["a", "b", "c"], ["metric"] * 3, ["m"] * 3, x)
-    return train_mapper(x, y, found, batch_size=32)
+    return train_mapper(x, y, found, TrainingSettings(batch_size=32))
 
 
 # ------------------------------------------------------------------------------------ numpy vs torch
@@ -138,11 +139,13 @@ def test_same_seed_same_weights_other_seed_other_weights(linear_problem) -> None
     pytest.importorskip("torch")
     import torch
 
+    from semantify_engine.mapper.settings import TrainingSettings
     from semantify_engine.mapper.train import train_mapper
 
     x, y, _ = linear_problem
     state = torch.random.get_rng_state()
-    runs = [train_mapper(x, y, descriptors(3), epochs=3, hidden=(32, 16), seed=s)[0] for s in (5, 5, 6)]
+    settings = [TrainingSettings(epochs=3, hidden=(32, 16), seed=s) for s in (5, 5, 6)]
+    runs = [train_mapper(x, y, descriptors(3), each)[0] for each in settings]
     assert torch.equal(torch.random.get_rng_state(), state), "the caller's RNG is left alone"
     for (a, b), (c, e) in zip(runs[0].weights, runs[1].weights, strict=True):
         np.testing.assert_array_equal(a, c)
@@ -152,7 +155,8 @@ def test_same_seed_same_weights_other_seed_other_weights(linear_problem) -> None
 
 def test_bad_training_input_is_refused(linear_problem) -> None:
     pytest.importorskip("torch")
-    from semantify_engine.mapper.train import TrainingSettings, descriptors_from_data, train_mapper
+    from semantify_engine.mapper.settings import TrainingSettings
+    from semantify_engine.mapper.train import descriptors_from_data, train_mapper
 
     x, y, _ = linear_problem
     with pytest.raises(MapperError, match="at least one descriptor"):
@@ -165,11 +169,11 @@ def test_bad_training_input_is_refused(linear_problem) -> None:
     constant = x.copy()
     constant[:, 1] = 0.3
     with pytest.raises(MapperError, match="'d1' has the same value in every training sample"):
-        train_mapper(constant, y, descriptors(3), epochs=1)
+        train_mapper(constant, y, descriptors(3), TrainingSettings(epochs=1))
     broken = x.copy()
     broken[7, 2] = np.nan
     with pytest.raises(MapperError, match="'d2' has a non-finite value"):
-        train_mapper(broken, y, descriptors(3), epochs=1)
+        train_mapper(broken, y, descriptors(3), TrainingSettings(epochs=1))
     with pytest.raises(MapperError, match="must be \\(N, 3\\)"):
         train_mapper(x[:, :2], y, descriptors(3))
     with pytest.raises(MapperError, match="batch-size"):
@@ -179,7 +183,7 @@ def test_bad_training_input_is_refused(linear_problem) -> None:
     ):
         TrainingSettings(hidden=(100_000_000,))  # refused before torch allocates 40 PB
     with pytest.raises(MapperError, match=r"diverged at --lr 1e\+10: .* smaller learning rate"):
-        train_mapper(x, y, descriptors(3), epochs=3, lr=1e10, hidden=(32, 16))
+        train_mapper(x, y, descriptors(3), TrainingSettings(epochs=3, lr=1e10, hidden=(32, 16)))
 
 
 def test_the_cli_names_the_training_option_that_is_wrong(capsys, tmp_path) -> None:
@@ -349,7 +353,8 @@ SMALL = {"epochs": 3, "hidden": (32, 16), "batch_size": 8}
 
 @pytest.fixture
 def word_mapper(clip_dataset, capsule, tmp_path) -> Path:
-    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.mapper.from_dataset import train_from_dataset
+    from semantify_engine.mapper.settings import TrainingSettings
 
     mapper, _ = train_from_dataset(
         clip_dataset, ["fat", "tall"], model=capsule, settings=TrainingSettings(**SMALL)
@@ -455,7 +460,8 @@ def test_add_word_keeps_measurement_sliders_consistent_when_it_can_load_the_mode
     from semantify_engine.dataset.builder import build_dataset
     from semantify_engine.dataset.store import DatasetFolder
     from semantify_engine.mapper.add_word import add_word
-    from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+    from semantify_engine.mapper.from_dataset import train_from_dataset
+    from semantify_engine.mapper.settings import TrainingSettings
     from semantify_engine.models.modelfile import save_model
 
     model_file = save_model(capsule, tmp_path / "capsule.npz")
