@@ -16,11 +16,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 
-from ..errors import SemantifyError
-
-
-class ArgumentsError(SemantifyError):
-    """An argument list the ``semantify`` parser refuses (the message is the parser's own)."""
+from ..errors import ArgumentsError
 
 
 def subcommand_parser(command: Sequence[str]) -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import SemantifyError
+from ..errors import JobCancelled, JobError
 from .progress import JSON_MODE, PROGRESS_VARIABLE, parse_progress_line
 
 if TYPE_CHECKING:
@@ -43,14 +43,6 @@ ERROR_PREFIX = "semantify: error: "
 KEPT_LINES = 200
 ERROR_LINES = 12
 """Lines after ``semantify: error:`` that belong to the message (instructions such as how to get weights)."""
-
-
-class JobError(SemantifyError):
-    """A background command failed (its own error line is the message) or cannot be started."""
-
-
-class JobCancelled(JobError):
-    """The background command was cancelled before it finished."""
 
 
 @dataclass(frozen=True)

@@ -34,17 +34,13 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import SemantifyError
+from ..errors import DatasetError
 
 FORMAT = "semantify-dataset"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHUNK_ARRAYS = ("indices", "coefficients", "embeddings", "scores", "metrics", "attributes")
 PROOF = "proof"  # the array every chunk carries besides its data
-
-
-class DatasetError(SemantifyError):
-    """A dataset folder is missing, damaged, or was built with other settings."""
 
 
 @dataclass(frozen=True)
