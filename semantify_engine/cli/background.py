@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import JobCancelled, JobError
-from .progress import JSON_MODE, PROGRESS_VARIABLE, parse_progress_line
+from ..errors import JobCancelled, JobError, SemantifyError
+from .progress import JSON_MODE, PROGRESS_VARIABLE, parse_error_line, parse_progress_line
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -120,6 +120,7 @@ class BackgroundJob:
         self._stage: tuple[int, int, str] | None = None
         self._task: tuple[str, float] | None = None  # (task, fraction) of the latest progress record
         self._message = "starting"
+        self._error: SemantifyError | None = None  # the command's own error record, parameters unspelled
 
     # ------------------------------------------------------------------------------------ lifecycle
     @property
@@ -171,6 +172,10 @@ class BackgroundJob:
         stream.close()
 
     def _take_stderr_line(self, line: str) -> None:
+        error = parse_error_line(line)
+        if error is not None:
+            self._error = error
+            return
         record = parse_progress_line(line)
         if record is not None:
             self._task = (record.task, record.fraction)
@@ -261,9 +266,20 @@ class BackgroundJob:
             thread.join(timeout=5.0)
 
     # ---------------------------------------------------------------------------------------- result
-    def error_message(self) -> str:
-        """The command's own one-line error, else the last thing it printed (a traceback's last line)."""
+    def error(self) -> JobError:
+        """The command's failure: its own error with the parameters it names (for the caller to spell as
+        its fields, :meth:`SemantifyError.render`), else what :meth:`error_message` finds."""
         with self._lock:
+            own = self._error
+        if own is None:
+            return JobError(self.error_message())
+        return JobError(own.template, parameters=own.parameters)
+
+    def error_message(self) -> str:
+        """The command's own error, else the last thing it printed (a traceback's last line)."""
+        with self._lock:
+            if self._error is not None:
+                return str(self._error)
             lines = list(self.stderr_lines)
         for index in range(len(lines) - 1, -1, -1):
             if lines[index].startswith(ERROR_PREFIX):  # the message, with its how-to lines after it
@@ -293,7 +309,7 @@ class BackgroundJob:
         if self.cancelled:
             raise JobCancelled(f"{self.label} was cancelled.")
         if self.returncode != 0:
-            raise JobError(self.error_message())
+            raise self.error()
         if self.result_path is None:
             return None
         if not self.result_path.is_file():
