@@ -16,7 +16,8 @@ builders :func:`build_job` and :func:`model_options`, are the state's and the pr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
@@ -57,10 +58,11 @@ def has_event_loop(context: Any) -> bool:
     return not bpy.app.background and context.window is not None
 
 
-def done(operator: bpy.types.Operator, state: ActiveJob) -> set[str]:
-    """Report the job's outcome through ``operator``; FINISHED (an undo step) only if sliders changed."""
+def done(operator: SemantifyOperator, state: ActiveJob) -> set[str]:
+    """Report the job's outcome through ``operator`` (its error naming the operator's fields); FINISHED (an
+    undo step) only if sliders changed."""
     ended(state)
-    level, message, changed = finish(state)
+    level, message, changed = finish(state, operator.label_of)
     operator.report({level}, message)
     return {"FINISHED"} if changed else {"CANCELLED"}
 
@@ -135,6 +137,7 @@ class SEMANTIFY_OT_build_mapper(_BackgroundOperator):
 
     bl_idname = "semantify.build_mapper"
     bl_label = "Build Mapper"
+    parameter_properties: ClassVar[Mapping[str, str]] = {"engine": "render_engine"}  # as build_job passes it
 
     samples: IntProperty(
         name="Samples", description="Shapes sampled for training (the paper uses 3000)", default=3000, min=64
