@@ -62,10 +62,13 @@ class SemantifyOperator(bpy.types.Operator):
             self.report({"ERROR"}, self.message(error))
             return {"CANCELLED"}
 
-    def label_of(self, parameter: str) -> str | None:
+    @classmethod
+    def label_of(cls, parameter: str) -> str | None:
         """An engine parameter as this operator's user knows it: the label of the operator's property that
         feeds it (``'Samples'``), else of the preference that sets it, else None (the engine's name)."""
-        own = self.bl_rna.properties.get(self.parameter_properties.get(parameter, parameter))
+        group, name = cls.bl_idname.split(".")
+        fields = getattr(getattr(bpy.ops, group), name).get_rna_type().properties  # the operator's own
+        own = fields.get(cls.parameter_properties.get(parameter, parameter))
         if own is not None and own.identifier != "rna_type":
             return f"'{own.name}'"
         return preference_label(parameter)
