@@ -10,7 +10,9 @@ spelling of it: the message holds ``{samples}`` where the parameter goes and lis
 :attr:`SemantifyError.parameters`. ``str(error)`` spells it as the engine does (``samples``); the
 command line spells it as its option (``--samples``, from its parser) and the add-on as the label of the
 field that fed it (``'Samples'``), each through :meth:`SemantifyError.render`. One message serves all
-three, so a Blender user is never told about a flag they cannot type.
+three, so a Blender user is never told about a flag they cannot type. A parameter's name is the one
+every front end already shares: the command line's destination (``chunk_size`` for ``--chunk-size``),
+which is also how the add-on names the options of the commands it runs in the background.
 """
 
 from __future__ import annotations

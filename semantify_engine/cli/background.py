@@ -8,7 +8,9 @@ Nothing here imports bpy, so it is tested with real processes outside Blender.
 The child runs the *same* engine as the caller (:meth:`.worker.Worker.search_path` puts its folder
 first), so an add-on and the engine it bundles always agree on file formats. It prints machine-readable
 progress (``SEMANTIFY_PROGRESS=json``, see :mod:`.progress`) and the build's stage lines (``2/4 choosing
-descriptors``); :meth:`BackgroundJob.poll` turns them into one fraction.
+descriptors``); :meth:`BackgroundJob.poll` turns them into one fraction. A failing child writes its error
+as a record too: :meth:`BackgroundJob.result` raises it with the parameters it names unspelled, for the
+add-on to name as its own fields.
 
 Reading the child's output happens on two daemon threads (one per pipe), because a pipe that is not
 drained blocks the child once its buffer is full, and because a non-blocking read that works on every

@@ -161,21 +161,29 @@ class ProgressRecord:
         return min(1.0, max(0.0, self.done / self.total)) if self.total > 0 else 0.0
 
 
-def parse_progress_line(line: str) -> ProgressRecord | None:
-    """The record on a ``semantify-progress`` line, or None for any other line (or a malformed one)."""
+def _read_record(line: str, prefix: str, make: Callable[[Any], Any]) -> Any:
+    """``make`` of the JSON after ``prefix`` on ``line``; None for any other line, or a malformed record."""
     line = line.strip()
-    if not line.startswith(JSON_PREFIX):
+    if not line.startswith(prefix):
         return None
     try:
-        data = json.loads(line[len(JSON_PREFIX) :])
-        return ProgressRecord(
+        return make(json.loads(line[len(prefix) :]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def parse_progress_line(line: str) -> ProgressRecord | None:
+    """The record on a ``semantify-progress`` line, or None for any other line (or a malformed one)."""
+    return _read_record(
+        line,
+        JSON_PREFIX,
+        lambda data: ProgressRecord(
             task=str(data["task"]),
             done=int(data["done"]),
             total=int(data["total"]),
             unit=str(data.get("unit", "item")),
-        )
-    except (ValueError, KeyError, TypeError):
-        return None
+        ),
+    )
 
 
 def error_record_line(error: SemantifyError) -> str:
@@ -185,11 +193,10 @@ def error_record_line(error: SemantifyError) -> str:
 
 def parse_error_line(line: str) -> SemantifyError | None:
     """The error on a ``semantify-error`` line, or None for any other line (or a malformed one)."""
-    line = line.strip()
-    if not line.startswith(ERROR_RECORD_PREFIX):
-        return None
-    try:
-        data = json.loads(line[len(ERROR_RECORD_PREFIX) :])
-        return SemantifyError(str(data["message"]), parameters=[str(name) for name in data["parameters"]])
-    except (ValueError, KeyError, TypeError):
-        return None
+    return _read_record(
+        line,
+        ERROR_RECORD_PREFIX,
+        lambda data: SemantifyError(
+            str(data["message"]), parameters=[str(name) for name in data["parameters"]]
+        ),
+    )
