@@ -30,7 +30,6 @@ from .preferences import cache_dir, engine_environment, job_worker, user_model_d
 if TYPE_CHECKING:
     from semantify_engine.cli.background import BackgroundJob
     from semantify_engine.cli.worker import Worker
-    from semantify_engine.errors import Spelling
 
     from .job_state import ActiveJob
 
@@ -154,11 +153,11 @@ def add_word_job(context: Any, obj: bpy.types.Object, word: str, dataset: str) -
 
 
 # ------------------------------------------------------------------------------------------ finish
-def finish(state: ActiveJob, spell: Spelling = lambda parameter: None) -> tuple[str, str, bool]:
+def finish(state: ActiveJob) -> tuple[str, str, bool]:
     """Use the finished job's result (by default: load its mapper onto its object).
 
     Returns a report level, a message and whether the scene changed. The command's error names the
-    parameters it blames as ``spell`` does (the operator's fields, :meth:`.SemantifyOperator.label_of`).
+    parameters it blames as the operator that started the job names them (``state.label_of``).
     """
     errors = import_engine("errors")
     try:
@@ -166,7 +165,7 @@ def finish(state: ActiveJob, spell: Spelling = lambda parameter: None) -> tuple[
     except errors.JobCancelled:
         return "WARNING", f"{state.job.label}: cancelled", False
     except errors.SemantifyError as error:
-        return "ERROR", f"{state.job.label} failed: {error.render(spell)}", False
+        return "ERROR", f"{state.job.label} failed: {error.render(state.label_of)}", False
     if state.use_result is not None:
         return state.use_result(state, path)
     obj = bpy.data.objects.get(state.object_name or "")

@@ -58,11 +58,10 @@ def has_event_loop(context: Any) -> bool:
     return not bpy.app.background and context.window is not None
 
 
-def done(operator: SemantifyOperator, state: ActiveJob) -> set[str]:
-    """Report the job's outcome through ``operator`` (its error naming the operator's fields); FINISHED (an
-    undo step) only if sliders changed."""
+def done(operator: bpy.types.Operator, state: ActiveJob) -> set[str]:
+    """Report the job's outcome through ``operator``; FINISHED (an undo step) only if sliders changed."""
     ended(state)
-    level, message, changed = finish(state, operator.label_of)
+    level, message, changed = finish(state)
     operator.report({level}, message)
     return {"FINISHED"} if changed else {"CANCELLED"}
 
@@ -96,6 +95,7 @@ class _BackgroundOperator(SemantifyOperator):
             object_name=obj.name if obj is not None else None,
             keep_values=self.keep_values,
             use_result=self.result_handler(),
+            label_of=self.label_of,  # its error blames this operator's fields
         )
         if not has_event_loop(context):  # blender -b, scripts: no timer events would come; wait here
             job.wait()

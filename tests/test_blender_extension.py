@@ -772,11 +772,10 @@ def test_an_engine_error_names_the_fields_that_fed_it(glue) -> None:
     def failed() -> None:  # what a background command's error record becomes (BackgroundJob.result)
         raise errors.JobError("{samples} must be a whole number > 0, got 0.", parameters=("samples",))
 
-    state = glue.job_state.ActiveJob(
-        job=SimpleNamespace(label="Build mapper", result=failed), object_name=None, keep_values=False
-    )
+    job = SimpleNamespace(label="Build mapper", result=failed)
+    state = glue.job_state.ActiveJob(job=job, object_name=None, keep_values=False, label_of=build.label_of)
     message = "Build mapper failed: 'Samples' must be a whole number > 0, got 0."
-    assert glue.job_process.finish(state, build.label_of) == ("ERROR", message, False)
+    assert glue.job_process.finish(state) == ("ERROR", message, False)
 
     class SEMANTIFY_OT_test_refuses(glue.operator_base.SemantifyOperator):
         bl_idname = "semantify.test_refuses"
