@@ -16,7 +16,7 @@ and are not undo steps: they change preferences and caches, not the scene.
 from __future__ import annotations
 
 import importlib.machinery
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -107,6 +107,7 @@ class SEMANTIFY_OT_use_local_weights(_ClipJobOperator):
 
     bl_idname = "semantify.use_local_weights"
     bl_label = "Use a Local File"
+    parameter_properties: ClassVar[Mapping[str, str]] = {"clip": "architecture", "pretrained": "filepath"}
 
     filepath: StringProperty(name="Weights File", subtype="FILE_PATH", options={"SKIP_SAVE"})
     filter_glob: StringProperty(default=WEIGHT_FILTER, options={"HIDDEN", "SKIP_SAVE"})

@@ -40,17 +40,17 @@ WORD_MODULES = ("numpy", "torch", "torchvision", "open_clip", "sklearn", "bpy")
 # ------------------------------------------------------------------------------------ preparation
 def require_modules(worker: Worker, modules: tuple[str, ...], purpose: str) -> None:
     """Refuse to start when ``worker`` lacks any of ``modules``, saying how to make them available."""
-    background = import_engine("cli.background")
+    errors = import_engine("errors")
     describe = import_engine("cli.worker").missing_engine_message
     try:
         missing = worker.missing_modules(modules)
-    except background.JobError as error:
-        raise background.JobError(
+    except errors.JobError as error:
+        raise errors.JobError(
             f"{error} Set Edit > Preferences > Add-ons > Semantify > 'Python with semantify installed' to a "
             "Python that runs, or clear it to use this Blender."
         ) from error
     if missing:
-        raise background.JobError(describe(worker, missing, purpose))
+        raise errors.JobError(describe(worker, missing, purpose))
 
 
 def command(name: str, *positionals: object, **options: object) -> list[str]:
@@ -151,16 +151,16 @@ def add_word_job(context: Any, obj: bpy.types.Object, word: str, dataset: str) -
 def finish(state: ActiveJob) -> tuple[str, str, bool]:
     """Use the finished job's result (by default: load its mapper onto its object).
 
-    Returns a report level, a message and whether the scene changed.
+    Returns a report level, a message and whether the scene changed. The command's error names the
+    parameters it blames as the operator that started the job names them (``state.label_of``).
     """
     errors = import_engine("errors")
-    background = import_engine("cli.background")
     try:
         path = state.job.result()
-    except background.JobCancelled:
+    except errors.JobCancelled:
         return "WARNING", f"{state.job.label}: cancelled", False
     except errors.SemantifyError as error:
-        return "ERROR", f"{state.job.label} failed: {error}", False
+        return "ERROR", f"{state.job.label} failed: {error.render(state.label_of)}", False
     if state.use_result is not None:
         return state.use_result(state, path)
     obj = bpy.data.objects.get(state.object_name or "")

@@ -18,6 +18,7 @@ import bpy
 
 if TYPE_CHECKING:
     from semantify_engine.cli.background import BackgroundJob
+    from semantify_engine.errors import Spelling
 
 
 @dataclass
@@ -30,6 +31,8 @@ class ActiveJob:
     timer: Any = None
     cancel_requested: bool = False
     use_result: ResultHandler | None = None  # None: the result file is a mapper to load onto the object
+    label_of: Spelling = lambda parameter: None
+    """How the operator that started the job names the parameters its error may blame (its fields)."""
 
 
 ResultHandler = Callable[[ActiveJob, Path], tuple[str, str, bool]]

@@ -16,7 +16,8 @@ builders :func:`build_job` and :func:`model_options`, are the state's and the pr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
@@ -97,6 +98,7 @@ class _BackgroundOperator(SemantifyOperator):
             object_name=obj.name if obj is not None else None,
             keep_values=self.keep_values,
             use_result=self.result_handler(),
+            label_of=self.label_of,  # its error blames this operator's fields
         )
         if not has_event_loop(context):  # blender -b, scripts: no timer events would come; wait here
             job.wait()
@@ -138,6 +140,7 @@ class SEMANTIFY_OT_build_mapper(_BackgroundOperator):
 
     bl_idname = "semantify.build_mapper"
     bl_label = "Build Mapper"
+    parameter_properties: ClassVar[Mapping[str, str]] = {"engine": "render_engine"}  # as build_job passes it
 
     samples: IntProperty(
         name="Samples", description="Shapes sampled for training (the paper uses 3000)", default=3000, min=64

@@ -8,18 +8,28 @@ can fail before they change the scene, so a cancelled one leaves the scene as it
 fail only after a change (running a mapper on new slider positions), that step puts the change back and
 raises again (:func:`.sliders.write_positions`).
 
+An engine error names the parameters it blames (``{samples}``, see :mod:`semantify_engine.errors`); the
+report names each as the user knows it, by the label of the property that fed it (:meth:`label_of`):
+the operator's own, else the add-on preference that sets it. The labels are the properties' ``name``, so
+renaming a field in the UI renames it in every message.
+
 The engine's errors are imported when an operator runs, not here: registering must import no engine
 module (:mod:`.engine`).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import bpy
 
 from .engine import import_engine
 from .polls import Need
+from .preferences import preference_label
+
+if TYPE_CHECKING:
+    from semantify_engine.errors import SemantifyError
 
 # Operators that change the scene take part in undo; the others only register (redo panel, reports).
 UNDOABLE = {"REGISTER", "UNDO"}
@@ -31,6 +41,10 @@ class SemantifyOperator(bpy.types.Operator):
 
     needs: ClassVar[tuple[Need, ...]] = ()
     """Checked in order by :meth:`poll`; the first that does not hold sets the poll message."""
+
+    parameter_properties: ClassVar[Mapping[str, str]] = {}
+    """Engine parameters this operator passes from a property of another name (``engine`` from
+    ``render_engine``); a parameter of the same name as a property needs no entry."""
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -45,8 +59,23 @@ class SemantifyOperator(bpy.types.Operator):
         try:
             return self.run(context)
         except errors.SemantifyError as error:
-            self.report({"ERROR"}, str(error))
+            self.report({"ERROR"}, self.message(error))
             return {"CANCELLED"}
+
+    @classmethod
+    def label_of(cls, parameter: str) -> str | None:
+        """An engine parameter as this operator's user knows it: the label of the operator's property that
+        feeds it (``'Samples'``), else of the preference that sets it, else None (the engine's name)."""
+        group, name = cls.bl_idname.split(".")
+        fields = getattr(getattr(bpy.ops, group), name).get_rna_type().properties  # the operator's own
+        own = fields.get(cls.parameter_properties.get(parameter, parameter))
+        if own is not None and own.identifier != "rna_type":
+            return f"'{own.name}'"
+        return preference_label(parameter)
+
+    def message(self, error: SemantifyError) -> str:
+        """``error``'s message with the parameters it names as this operator's fields."""
+        return error.render(self.label_of)
 
     def run(self, context: Any) -> set[str]:
         """The operator's work; a SemantifyError it raises is reported and cancels the operator."""

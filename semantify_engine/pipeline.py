@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -35,6 +35,8 @@ from .dataset.sampling import BANK_SCHEMES, default_scheme
 from .dataset.store import DatasetFolder, chunk_indices, content_checksum
 from .errors import SemantifyError
 from .models.linear import LinearMorphableModel
+
+log = logging.getLogger(__name__)
 
 # The paper's ~3K renders when CLIP scores images; twice that for measurement-only builds, which render
 # nothing and where every extra sample costs milliseconds. Measured on the bundled body (30 components,
@@ -98,11 +100,9 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         if self.n_descriptors is not None and self.n_descriptors < 1:
-            raise SemantifyError(f"--descriptors must be at least 1, got {self.n_descriptors}.")
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+            raise SemantifyError(
+                f"{{descriptors}} must be at least 1, got {self.n_descriptors}.", parameters=("descriptors",)
+            )
 
 
 def run_build(
@@ -110,7 +110,7 @@ def run_build(
     request: DatasetRequest,
     options: BuildOptions,
     progress: ProgressFactory | None = None,
-    say: Say = _say,
+    say: Say | None = None,
     training_progress: TrainingProgressFactory | None = None,
     ray: RayOptions | None = None,
 ) -> dict[str, Any]:
@@ -119,7 +119,10 @@ def run_build(
     ``progress(total, already_done)`` opens a progress display for the dataset stage (a context manager
     yielding an object with ``update(n)``); ``training_progress()`` one for the training stage (yielding
     the per-epoch callback), so that a program following the build sees its longest stage move too.
+    ``say`` hears each stage as it starts (``1/4 dataset: ...``; the command line prints them); without
+    it they are logged.
     """
+    say = say or log.info
     out.mkdir(parents=True, exist_ok=True)
     folder = DatasetFolder(out / "dataset")
     say(f"1/4 dataset: {request.samples} samples of {request.model.name} into {folder.folder}")
@@ -215,8 +218,9 @@ def select_descriptors(
         raise SemantifyError(
             f"No word sliders without CLIP weights, and model '{model.name}' has no measurement sliders "
             f"{'named ' + ', '.join(unknown) if unknown else 'by default'} (its measurements: "
-            f"{', '.join(metric_names) or 'none'}). Provide CLIP weights (--pretrained FILE or "
-            "SEMANTIFY_CLIP_PRETRAINED) to build word sliders."
+            f"{', '.join(metric_names) or 'none'}). Provide CLIP weights ({{pretrained}} FILE or "
+            "SEMANTIFY_CLIP_PRETRAINED) to build word sliders.",
+            parameters=("pretrained",),
         )
     notes = {name: "does not vary in this dataset" for name in sorted(still)}
     kind = "measurements and attributes" if set(chosen) & set(attribute_names) else "measurements"

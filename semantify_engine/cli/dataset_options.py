@@ -16,6 +16,7 @@ from ..models import load
 from ..scoring.clip import template_for
 from ..scoring.engines import ENGINE_CHOICES, ENV_ENGINE, engine_from_env
 from ..scoring.vocabulary import parse_words, vocabulary_for
+from .arguments import spelled
 from .common import (
     add_clip_arguments,
     add_model_arguments,
@@ -153,7 +154,7 @@ def _measurable(model: Any) -> bool:
     try:
         MetricScorer.for_model(model)
     except SemantifyError as error:
-        print(f"note: no measurements for this model ({error})", file=sys.stderr)
+        print(f"note: no measurements for this model ({spelled(error)})", file=sys.stderr)
         return False
     return True
 
@@ -172,6 +173,8 @@ def _usable(clip: ClipScoring) -> bool:
     try:
         get_scorer(clip.spec)
     except ClipWeightsError as error:
-        print(f"note: building without CLIP scores (metric descriptors only). {error}", file=sys.stderr)
+        print(
+            f"note: building without CLIP scores (metric descriptors only). {spelled(error)}", file=sys.stderr
+        )
         return False
     return True

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..evaluation.coverage import DEFAULT_THETA
 from .dataset_options import add_dataset_arguments, ray_options_from, request_from
-from .progress import epoch_bar, progress_bar
+from .progress import epoch_bar, progress_bar, say
 from .selection_options import add_selection_arguments, forced_from
 
 
@@ -74,6 +74,7 @@ def build_mapper(arguments: argparse.Namespace) -> int:
         request,
         options,
         progress=_dataset_bar(request.model.name),
+        say=say,
         training_progress=lambda: epoch_bar("training mapper"),
         ray=ray_options_from(arguments),
     )
@@ -113,7 +114,14 @@ def evaluate_and_report(
     from ..evaluation.evaluate import evaluate_mapper
 
     figures = evaluate_mapper(
-        mapper, out, dataset=dataset, theta=theta, sweep=sweep, pictures=pictures, model_dir=model_dir
+        mapper,
+        out,
+        dataset=dataset,
+        theta=theta,
+        sweep=sweep,
+        pictures=pictures,
+        model_dir=model_dir,
+        say=say,
     )
     coverage = figures["coverage"]
     print(f"{mapper}: coverage {coverage['coverage']:.1%}, overlap {coverage['overlap']:.1%} (θ={theta})")

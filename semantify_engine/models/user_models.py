@@ -96,8 +96,9 @@ def _locate(spec: _Spec, folder: str | os.PathLike[str] | None) -> Path:
     if folder is None:
         raise ModelFileError(
             f"Model '{spec.name}' is loaded from your own {family.title} files, but no model folder is set. "
-            f"Pass --model-dir FOLDER or set ${MODEL_DIR_VARIABLE}, and put {spec.file_names[0]} in "
-            f"FOLDER/{spec.subfolder}/. {family.obtain}."
+            f"Name the FOLDER with {{model_dir}} or ${MODEL_DIR_VARIABLE}, and put {spec.file_names[0]} in "
+            f"FOLDER/{spec.subfolder}/. {family.obtain}.",
+            parameters=("model_dir",),
         )
     root = Path(folder).expanduser()
     if not root.is_dir():

@@ -29,7 +29,7 @@ from .clip_cache import (
     _hub_remote,
     _url_cache_dir,
 )
-from .clip_network import _how_to_provide, _require_download_possible
+from .clip_network import HOW_TO_PARAMETERS, _how_to_provide, _require_download_possible
 from .clip_spec import LOCAL_DIR_CONFIG, ClipSpec
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,9 @@ def _plan_local_file(spec: ClipSpec, weights: Path) -> _LoadPlan:
     if not weights.is_file():
         raise ClipWeightsError(
             f"The CLIP weights file {weights} does not exist (from pretrained={spec.pretrained!r}). "
-            "Check the path given with --pretrained / SEMANTIFY_CLIP_PRETRAINED.\n"
-            + _how_to_provide(spec, _hf_cache_dir(spec.cache_dir))
+            "Check the path given with {pretrained} / SEMANTIFY_CLIP_PRETRAINED.\n"
+            + _how_to_provide(spec, _hf_cache_dir(spec.cache_dir)),
+            parameters=HOW_TO_PARAMETERS,
         )
     model_name = _clean_model_name(spec.model)
     _register_config_beside(weights, model_name)
@@ -203,8 +204,9 @@ def _build(plan: _LoadPlan, spec: ClipSpec) -> tuple[Any, Any, Any]:
             detail = f"its tensors do not fit the architecture '{plan.model_name}'"
         raise ClipWeightsError(
             f"Could not load {spec.describe()}: {detail}. If the file holds weights for another "
-            "architecture, name that architecture with --clip / SEMANTIFY_CLIP_MODEL (in Blender: the "
-            "preference 'CLIP Model'); a truncated or damaged file must be downloaded again."
+            "architecture, name that architecture with {clip} / SEMANTIFY_CLIP_MODEL; a truncated or "
+            "damaged file must be downloaded again.",
+            parameters=("clip",),
         ) from exc
     model.eval()
     return model, preprocess, tokenizer

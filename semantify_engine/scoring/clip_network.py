@@ -66,8 +66,12 @@ def _network_reachable(host: str, port: int = 443, timeout: float = NETWORK_PROB
     return bool(outcome) and outcome[0]
 
 
+HOW_TO_PARAMETERS = ("pretrained", "clip")
+"""The parameters :func:`_how_to_provide`'s instructions name: an error that ends with them names these."""
+
+
 def _how_to_provide(spec: ClipSpec, cache_hint: str) -> str:
-    """The instructions that end every missing-weights message."""
+    """The instructions that end every missing-weights message (naming :data:`HOW_TO_PARAMETERS`)."""
     hub_id = spec.hub_id
     args = repr(hub_id) if hub_id else f"{spec.model!r}, pretrained={spec.pretrained!r}"
     return (
@@ -76,8 +80,8 @@ def _how_to_provide(spec: ClipSpec, cache_hint: str) -> str:
         f"       {_DOWNLOAD_COMMAND.format(args=args)}\n"
         f"     then copy the cache folder ({cache_hint}) to the same place on this machine, or point\n"
         "     HF_HUB_CACHE / HF_HOME (or SEMANTIFY_CLIP_CACHE_DIR) to where you put it.\n"
-        "  2. Use a local weights file: --pretrained /path/to/file.bin, or\n"
-        "     SEMANTIFY_CLIP_PRETRAINED=/path/to/file.bin, with --clip / SEMANTIFY_CLIP_MODEL naming its\n"
+        "  2. Use a local weights file: {pretrained} /path/to/file.bin, or\n"
+        "     SEMANTIFY_CLIP_PRETRAINED=/path/to/file.bin, with {clip} / SEMANTIFY_CLIP_MODEL naming its\n"
         "     architecture (ViT-B-32-quickgelu for OpenAI's ViT-B/32 weights); in Blender: Preferences >\n"
         "     Semantify > Use a Local File."
     )
@@ -87,7 +91,8 @@ def _missing_weights(spec: ClipSpec, cache_hint: str, reason: str) -> ClipWeight
     """The error for weights that are neither cached nor downloadable right now."""
     return ClipWeightsError(
         f"No weights for {spec.describe()}: they are not in the local cache ({cache_hint}) and {reason}.\n"
-        + _how_to_provide(spec, cache_hint)
+        + _how_to_provide(spec, cache_hint),
+        parameters=HOW_TO_PARAMETERS,
     )
 
 

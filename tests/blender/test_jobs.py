@@ -198,6 +198,45 @@ def test_missing_torch_or_open_clip_is_reported_with_how_to_fix_it(glue, tmp_pat
     preferences.python = ""
 
 
+def test_an_engine_error_names_the_fields_that_fed_it(glue) -> None:
+    """The engine error the command line spells ``--samples`` (tests/engine/test_errors.py) reads as the field's label
+    here: the operator's own property, the property it passes under another name, else a preference."""
+    errors = glue.engine.import_engine("errors")
+    build = glue.jobs.SEMANTIFY_OT_build_mapper
+    assert build.label_of("samples") == "'Samples'" and build.label_of("scorer") == "'Sliders'"
+    assert build.label_of("engine") == "'Render With'"  # build_job passes render_engine as engine
+    assert build.label_of("pretrained") == "the preference 'CLIP Weights'"
+    assert build.label_of("model_dir") == "the preference 'User Model Folder'"
+    assert build.label_of("seed") is None  # no field of its own: the engine's name stands
+    assert glue.clip_ops.SEMANTIFY_OT_use_local_weights.label_of("clip") == "'Architecture'"
+
+    def failed() -> None:  # what a background command's error record becomes (BackgroundJob.result)
+        raise errors.JobError("{samples} must be a whole number > 0, got 0.", parameters=("samples",))
+
+    job = SimpleNamespace(label="Build mapper", result=failed)
+    state = glue.job_state.ActiveJob(job=job, object_name=None, keep_values=False, label_of=build.label_of)
+    message = "Build mapper failed: 'Samples' must be a whole number > 0, got 0."
+    assert glue.job_process.finish(state) == ("ERROR", message, False)
+
+    class SEMANTIFY_OT_test_refuses(glue.operator_base.SemantifyOperator):
+        bl_idname = "semantify.test_refuses"
+        bl_label = "Refuses"
+        samples: bpy.props.IntProperty(name="Shapes to Sample")
+
+        def run(self, context):
+            raise errors.DatasetError(
+                "{samples} must be > 0; or set {clip_engine} to torch.", parameters=("samples", "clip_engine")
+            )
+
+    bpy.utils.register_class(SEMANTIFY_OT_test_refuses)
+    try:
+        expected = "'Shapes to Sample' must be > 0; or set the preference 'CLIP Image Engine' to torch."
+        with pytest.raises(RuntimeError, match=expected):
+            bpy.ops.semantify.test_refuses()
+    finally:
+        bpy.utils.unregister_class(SEMANTIFY_OT_test_refuses)
+
+
 def test_add_word_on_a_shipped_mapper_reports_that_its_dataset_must_be_made(glue) -> None:
     obj = add_body_with_default_mapper()
     with pytest.raises(RuntimeError, match="without its dataset.*--scorer both"):

@@ -180,7 +180,7 @@ def test_ray_options_refuse_bad_values_in_one_line(tmp_path) -> None:
     from semantify_engine.errors import SemantifyError
     from semantify_engine.scoring.clip import ClipSpec
 
-    with pytest.raises(SemantifyError, match="--ray-workers must be a whole number > 0, got 0"):
+    with pytest.raises(SemantifyError, match="ray_workers must be a whole number > 0, got 0"):
         RayOptions(workers=0)
     with pytest.raises(SemantifyError, match="Ray mode must be one of actors, tasks"):
         RayOptions(mode="threads")

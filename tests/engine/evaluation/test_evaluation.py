@@ -141,7 +141,9 @@ def test_a_shipped_mapper_is_evaluated_without_its_dataset(tmp_path) -> None:
     figures = evaluate_mapper(
         DEFAULT_MAPPER_DIR / "anny-body-attributes.npz", tmp_path, pictures=False, say=lambda _: None
     )
-    assert "held_out" not in figures and "sweep" not in figures and "--dataset" in figures["notes"][0]
+    assert (
+        "held_out" not in figures and "sweep" not in figures and "pass the dataset DIR" in figures["notes"][0]
+    )
     plausibility = figures["plausibility"]
     assert plausibility["corners"]["count"] == 2 ** len(figures["descriptors"])
     assert plausibility["inside"] and plausibility["worst"] <= REGION, "shipped sliders stay plausible"

@@ -345,7 +345,7 @@ def test_no_folder_says_what_to_get_and_where(tmp_path: Path) -> None:
         load_user_model("smplx-neutral", None)
     message = str(caught.value)
     assert "SMPLX_NEUTRAL.npz" in message and "https://smpl-x.is.tue.mpg.de" in message
-    assert "--model-dir" in message and "SEMANTIFY_MODEL_DIR" in message
+    assert "model_dir" in message and "SEMANTIFY_MODEL_DIR" in message
 
 
 def test_missing_folder_and_missing_file_name_the_exact_path(tmp_path: Path) -> None:

@@ -318,7 +318,7 @@ def test_uncached_tag_offline_fails_at_once_with_how_to(tmp_path: Path) -> None:
     assert "HF_HUB_OFFLINE" in message
     assert "open_clip.create_model_and_transforms('ViT-B-32', pretrained='openai')" in message
     assert str(tmp_path / "hf" / "hub") in message  # where the cache lives
-    assert "--pretrained /path/to/" in message and "SEMANTIFY_CLIP_PRETRAINED" in message
+    assert "pretrained /path/to/" in message and "SEMANTIFY_CLIP_PRETRAINED" in message
 
 
 def test_uncached_tag_unreachable_hub_fails_after_probe(

@@ -180,7 +180,7 @@ def test_a_fast_engine_dataset_resumes_and_merges_like_any_other(capsule, tiny_s
     assert (resumed.built_chunks, resumed.clip_engine.name) == (1, "onnx")
     np.testing.assert_array_equal(single.load()["embeddings"], expected["embeddings"])
     assert len(single.records("clip_engine")) == 2, "every build run's check is kept"
-    with pytest.raises(DatasetError, match=r"made by the CLIP engine onnx; --clip-engine torch would mix"):
+    with pytest.raises(DatasetError, match=r"made by the CLIP engine onnx; clip_engine torch would mix"):
         build_dataset(single, request(capsule, tiny_spec, "torch"))
 
     shards = []
