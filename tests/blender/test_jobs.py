@@ -199,8 +199,9 @@ def test_missing_torch_or_open_clip_is_reported_with_how_to_fix_it(glue, tmp_pat
 
 
 def test_an_engine_error_names_the_fields_that_fed_it(glue) -> None:
-    """The engine error the command line spells ``--samples`` (tests/engine/test_errors.py) reads as the field's label
-    here: the operator's own property, the property it passes under another name, else a preference."""
+    """The engine error the command line spells ``--samples`` (tests/engine/test_errors.py) reads as the
+    field's label here: the operator's own property, the property it passes under another name, else a
+    preference."""
     errors = glue.engine.import_engine("errors")
     build = glue.jobs.SEMANTIFY_OT_build_mapper
     assert build.label_of("samples") == "'Samples'" and build.label_of("scorer") == "'Sliders'"
