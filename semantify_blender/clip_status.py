@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from .engine import import_engine
-from .preferences import ADDON_ID, engine_environment, job_worker, preference_label
+from .preferences import ADDON_ID, engine_environment, job_worker
 
 if TYPE_CHECKING:
     from semantify_engine.cli.background import BackgroundJob
@@ -61,9 +61,10 @@ def engine_missing(worker: Worker) -> tuple[str, ...]:
     key = (worker.kind, worker.executable)
     if key not in _engine_missing:
         modules = import_engine("cli.worker").CLIP_ENGINE_MODULES
+        background = import_engine("cli.background")
         try:
             _engine_missing[key] = tuple(worker.missing_modules(modules))
-        except import_engine("errors").JobError:
+        except background.JobError:
             _engine_missing[key] = tuple(modules)
     return _engine_missing[key]
 
@@ -92,7 +93,7 @@ def weights_status(context: Any, worker: Worker, wait: bool = False) -> dict[str
         job = background.BackgroundJob(worker, arguments, None, environment=environment, label="CLIP status")
         try:
             job.start()
-        except import_engine("errors").JobError as error:
+        except background.JobError as error:
             _weights[key] = {"present": False, "problem": str(error), "downloadable": False}
             return _weights[key]
         _probe = (key, job)
@@ -113,11 +114,12 @@ def _collect() -> bool:
     _probe = None
     summary = job.summary() if job.returncode == 0 else None
     if summary is None:
+        background = import_engine("cli.background")
         try:
             job.result()
             problem = "the status check printed nothing"
-        except import_engine("errors").JobError as error:
-            problem = error.render(preference_label)  # the CLIP settings it blames are preferences here
+        except background.JobError as error:
+            problem = str(error)
         summary = {"present": False, "problem": problem.splitlines()[0], "downloadable": False}
     _weights[key] = summary
     return True

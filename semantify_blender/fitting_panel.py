@@ -13,8 +13,9 @@ from typing import Any
 
 import bpy
 
-from . import clip_status, jobs, polls
+from . import clip_status, jobs
 from .fitting_props import display_unit
+from .operators import semantify_object
 
 
 class SEMANTIFY_PT_fit(bpy.types.Panel):
@@ -29,7 +30,8 @@ class SEMANTIFY_PT_fit(bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return polls.SLIDERS.holds(context)
+        obj = semantify_object(context)
+        return obj is not None and len(obj.semantify.sliders) > 0
 
     def draw(self, context: Any) -> None:
         layout = self.layout

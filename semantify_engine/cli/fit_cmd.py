@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SemantifyError
-from .arguments import spelled
 from .common import CM_PER_M, in_descriptor_units, output_path, parse_assignments
 
 LENGTH_MEASUREMENTS = (
@@ -242,7 +241,7 @@ def _model_and_problem(mapper: Any, arguments: argparse.Namespace) -> tuple[Any,
         model = load(spec, arguments.model_dir)
         check_model(mapper, model)
     except SemantifyError as error:
-        return None, spelled(error, arguments)
+        return None, str(error)
     return model, ""
 
 

@@ -112,15 +112,12 @@ class SamplingPlan:
         scheme = default_scheme(model) if scheme is None else scheme
         if scheme in BANK_SCHEMES and model.bank is None:
             raise SemantifyError(
-                f"Model '{model.name}' has no source bank to sample from; use {{scheme}} uniform (or "
-                "reference, normal, sparse).",
-                parameters=("scheme",),
+                f"Model '{model.name}' has no source bank to sample from; use --scheme uniform (or "
+                "reference, normal, sparse)."
             )
         if scheme == "settings" and model.bank is not None and model.bank.smooth is None:
             raise SemantifyError(
-                f"Model '{model.name}' has no smooth bank bodies for {{scheme}} settings; "
-                "use {scheme} bank.",
-                parameters=("scheme",),
+                f"Model '{model.name}' has no smooth bank bodies for --scheme settings; use --scheme bank."
             )
         return cls(
             seed=seed,
