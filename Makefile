@@ -55,7 +55,7 @@ extension-full: $(STAMP)
 
 # A stock-Blender environment (only bpy and numpy) in build/stock-blender, as the tests make it.
 stock-blender: $(STAMP)
-	$(BIN)/python tests/stock_env.py
+	$(BIN)/python tests/support/stock_env.py
 
 clean:
 	rm -rf $(OUT) dist build .pytest_cache .ruff_cache

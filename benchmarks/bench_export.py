@@ -24,8 +24,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_extension import MODULE, build_zip  # noqa: E402
-from file_readers import read_gltf, read_usd  # noqa: E402
 from mathutils import Quaternion  # noqa: E402
+from support.file_readers import read_gltf, read_usd  # noqa: E402
 
 POSE = {
     "upperarm01.L": ((1, 0, 0), 0.8),

@@ -33,7 +33,8 @@ import numpy as np
 
 from semantify_engine.fitting import ImageFitter, TextFitter
 from semantify_engine.fitting.crop import detector_available
-from semantify_engine.mapper.train import TrainingSettings, train_from_dataset
+from semantify_engine.mapper.from_dataset import train_from_dataset
+from semantify_engine.mapper.settings import TrainingSettings
 from semantify_engine.models import load
 
 IMAGE_GOAL_S = 0.5

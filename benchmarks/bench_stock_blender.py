@@ -5,7 +5,7 @@ initialised open_clip model (``--clip ViT-B-32`` by default: a real ViT-B/32's c
 quick run):
 
 - the platform zip's size, its install from disk and the first enable (Blender unpacks the wheels) in
-  a stock-Blender environment (only ``bpy`` and ``numpy``; ``tests/stock_env.py``);
+  a stock-Blender environment (only ``bpy`` and ``numpy``; ``tests/support/stock_env.py``);
 - the time from pressing Build Mapper (words) to word sliders on the object in that environment, the
   job running in a background process of the stock Blender with the extension's CLIP engine;
 - the same build by ``semantify build`` in the project's ``.venv``, and the ratio of the two;
@@ -17,7 +17,6 @@ quick run):
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -28,8 +27,8 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from stock_env import build_platform_zip, stock_python  # noqa: E402
-from test_stock_blender import TINY_CLIP_CONFIG, TINY_CLIP_NAME, WORDS, drive  # noqa: E402
+from support.clip import TINY_CLIP_NAME, save_tiny_clip  # noqa: E402
+from support.stock_env import WORDS, build_platform_zip, drive, stock_python  # noqa: E402
 
 PEAK_OF_CHILD = (
     "import resource, subprocess, sys\n"
@@ -37,23 +36,6 @@ PEAK_OF_CHILD = (
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
 )
 """Runs a command and prints its peak RSS (KB), measured apart from every other process of this run."""
-
-
-def tiny_weights(folder: Path) -> Path:
-    """The tests' tiny random CLIP, saved as a local weights file with its config beside it."""
-    from semantify_engine.compat.torchvision_ops import ensure_torchvision_importable
-
-    ensure_torchvision_importable()
-    import open_clip
-    import torch
-
-    config = folder / f"{TINY_CLIP_NAME}.json"
-    config.write_text(json.dumps(TINY_CLIP_CONFIG))
-    open_clip.add_model_config(config)
-    torch.manual_seed(0)
-    weights = folder / f"{TINY_CLIP_NAME}.bin"
-    torch.save(open_clip.create_model(TINY_CLIP_NAME, pretrained=None).state_dict(), weights)
-    return weights
 
 
 def main() -> int:
@@ -65,7 +47,7 @@ def main() -> int:
     arguments = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="semantify-bench-stock-"))
     if arguments.clip == "tiny":
-        clip = {"clip_model": TINY_CLIP_NAME, "clip_pretrained": str(tiny_weights(folder))}
+        clip = {"clip_model": TINY_CLIP_NAME, "clip_pretrained": str(save_tiny_clip(folder))}
     else:
         clip = {"clip_model": arguments.clip, "clip_pretrained": "none"}  # random weights: compute only
 

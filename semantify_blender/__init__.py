@@ -13,6 +13,7 @@ import bpy
 
 from . import (
     bake,
+    choices,
     cli_command,
     clip_ops,
     clip_status,
@@ -20,6 +21,7 @@ from . import (
     fitting_ops,
     fitting_panel,
     fitting_props,
+    job_state,
     jobs,
     operators,
     panels,
@@ -58,7 +60,7 @@ def register() -> None:
 
 
 def unregister() -> None:
-    jobs.shutdown()  # a running background job's process and timer end with the add-on
+    job_state.shutdown()  # a running background job's process and timer end with the add-on
     clip_status.forget()  # and so does a running CLIP status check
     export.unregister_menu()
     cli_command.unregister_command()
@@ -68,5 +70,5 @@ def unregister() -> None:
     properties.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
-    operators.clear_caches()
+    choices.clear_caches()
     fitting_ops.clear_caches()

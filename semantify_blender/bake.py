@@ -21,9 +21,9 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import sliders
+from . import polls, sliders
 from .model_objects import key_coordinates
-from .operators import UNDOABLE, semantify_object
+from .operator_base import UNDOABLE, SemantifyOperator
 
 MAX_KEY_NAME = 63  # Blender names hold 63 bytes
 
@@ -104,49 +104,34 @@ def remove_slider_keyframes(obj: bpy.types.Object) -> None:
         channelbag.fcurves.remove(curve)
 
 
-def _poll_model_with_shape_keys(operator: Any, context: Any) -> bool:
-    """Bake and Apply need a Semantify model whose shape keys carry its shape."""
-    obj = semantify_object(context)
-    if obj is None or obj.data.shape_keys is None:
-        operator.poll_message_set("Select a Semantify model")
-        return False
-    return True
-
-
-class SEMANTIFY_OT_bake_shape_key(bpy.types.Operator):
+class SEMANTIFY_OT_bake_shape_key(SemantifyOperator):
     """Add a shape key holding the current shape, named after the slider values (weight 0)"""
 
     bl_idname = "semantify.bake_shape_key"
     bl_label = "Bake Shape Key"
     bl_options = UNDOABLE
+    needs = (polls.MODEL_WITH_SHAPE_KEYS,)  # a Semantify model whose shape keys carry its shape
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _poll_model_with_shape_keys(cls, context)
-
-    def execute(self, context: Any) -> set[str]:
+    def run(self, context: Any) -> set[str]:
         block = bake_shape_key(context.active_object)
         self.report({"INFO"}, f"Baked the current shape to shape key '{block.name}'")
         return {"FINISHED"}
 
 
-class SEMANTIFY_OT_apply_shape(bpy.types.Operator):
+class SEMANTIFY_OT_apply_shape(SemantifyOperator):
     """Make the current shape the mesh itself: remove Semantify's shape keys, sliders and mapper"""
 
     bl_idname = "semantify.apply_shape"
     bl_label = "Apply Shape"
     bl_options = UNDOABLE
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _poll_model_with_shape_keys(cls, context)
+    needs = (polls.MODEL_WITH_SHAPE_KEYS,)
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         return context.window_manager.invoke_confirm(
             self, event, message="Apply the shape? The sliders go; the shape stays (undo brings them back)"
         )
 
-    def execute(self, context: Any) -> set[str]:
+    def run(self, context: Any) -> set[str]:
         obj = context.active_object
         kept = apply_shape(obj)
         note = f"; kept {kept} other shape key(s)" if kept else ""

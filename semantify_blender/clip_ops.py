@@ -16,15 +16,17 @@ and are not undo steps: they change preferences and caches, not the scene.
 from __future__ import annotations
 
 import importlib.machinery
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import bpy
 from bpy.props import StringProperty
 
-from . import clip_status, jobs
+from . import clip_status, jobs, polls
 from .engine import import_engine
+from .job_process import command, require_modules
+from .job_state import ActiveJob, ResultHandler
 from .preferences import engine_environment, get_preferences, job_worker, wheel_dir
 
 if TYPE_CHECKING:
@@ -55,10 +57,10 @@ def _search_architectures(self: Any, context: Any, edit_text: str) -> Iterator[s
 def clip_job(context: Any, action: str, label: str, **options: object) -> BackgroundJob:
     """``semantify clip ACTION --json`` in the worker, after checking it has the CLIP engine."""
     worker = job_worker(context)
-    jobs.require_modules(worker, CLIP_MODULES, label)
+    require_modules(worker, CLIP_MODULES, label)
     return import_engine("cli.background").BackgroundJob(
         worker,
-        jobs.command(f"clip {action}", json=True, **options),
+        command(f"clip {action}", json=True, **options),
         None,
         environment=engine_environment(context),
         label=label,
@@ -69,6 +71,7 @@ class _ClipJobOperator(jobs._BackgroundOperator):
     """A CLIP job: needs no Semantify object, starts at once, is not an undo step."""
 
     bl_options: ClassVar[set[str]] = set()
+    needs = (polls.NO_JOB,)
     needs_object = False
 
     def invoke(self, context: Any, event: Any) -> set[str]:
@@ -90,8 +93,8 @@ class SEMANTIFY_OT_download_weights(_ClipJobOperator):
             )
         return clip_job(context, "download", "Download CLIP weights")
 
-    def result_handler(self) -> jobs.ResultHandler:
-        def downloaded(state: jobs.ActiveJob, _path: Path | None) -> tuple[str, str, bool]:
+    def result_handler(self) -> ResultHandler:
+        def downloaded(state: ActiveJob, _path: Path | None) -> tuple[str, str, bool]:
             clip_status.forget()
             summary = state.job.summary() or {}
             return "INFO", f"CLIP weights are in {summary.get('location', 'the cache')}", True
@@ -104,6 +107,7 @@ class SEMANTIFY_OT_use_local_weights(_ClipJobOperator):
 
     bl_idname = "semantify.use_local_weights"
     bl_label = "Use a Local File"
+    parameter_properties: ClassVar[Mapping[str, str]] = {"clip": "architecture", "pretrained": "filepath"}
 
     filepath: StringProperty(name="Weights File", subtype="FILE_PATH", options={"SKIP_SAVE"})
     filter_glob: StringProperty(default=WEIGHT_FILTER, options={"HIDDEN", "SKIP_SAVE"})
@@ -142,10 +146,10 @@ class SEMANTIFY_OT_use_local_weights(_ClipJobOperator):
             pretrained=str(path),
         )
 
-    def result_handler(self) -> jobs.ResultHandler:
+    def result_handler(self) -> ResultHandler:
         path, architecture = str(Path(bpy.path.abspath(self.filepath))), self.architecture.strip()
 
-        def use(state: jobs.ActiveJob, _path: Path | None) -> tuple[str, str, bool]:
+        def use(state: ActiveJob, _path: Path | None) -> tuple[str, str, bool]:
             preferences = get_preferences()
             if preferences is None:
                 return "WARNING", "The preferences are gone (the add-on was disabled)", False
@@ -165,8 +169,8 @@ class SEMANTIFY_OT_check_weights(_ClipJobOperator):
     def make_job(self, context: Any, obj: Any) -> BackgroundJob:
         return clip_job(context, "check", "Check CLIP weights")
 
-    def result_handler(self) -> jobs.ResultHandler:
-        def checked(state: jobs.ActiveJob, _path: Path | None) -> tuple[str, str, bool]:
+    def result_handler(self) -> ResultHandler:
+        def checked(state: ActiveJob, _path: Path | None) -> tuple[str, str, bool]:
             clip_status.forget()
             summary = state.job.summary() or {}
             where = summary.get("location") or summary.get("pretrained")

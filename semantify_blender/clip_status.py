@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from .engine import import_engine
-from .preferences import ADDON_ID, engine_environment, job_worker
+from .preferences import ADDON_ID, engine_environment, job_worker, preference_label
 
 if TYPE_CHECKING:
     from semantify_engine.cli.background import BackgroundJob
@@ -61,10 +61,9 @@ def engine_missing(worker: Worker) -> tuple[str, ...]:
     key = (worker.kind, worker.executable)
     if key not in _engine_missing:
         modules = import_engine("cli.worker").CLIP_ENGINE_MODULES
-        background = import_engine("cli.background")
         try:
             _engine_missing[key] = tuple(worker.missing_modules(modules))
-        except background.JobError:
+        except import_engine("errors").JobError:
             _engine_missing[key] = tuple(modules)
     return _engine_missing[key]
 
@@ -93,7 +92,7 @@ def weights_status(context: Any, worker: Worker, wait: bool = False) -> dict[str
         job = background.BackgroundJob(worker, arguments, None, environment=environment, label="CLIP status")
         try:
             job.start()
-        except background.JobError as error:
+        except import_engine("errors").JobError as error:
             _weights[key] = {"present": False, "problem": str(error), "downloadable": False}
             return _weights[key]
         _probe = (key, job)
@@ -114,12 +113,11 @@ def _collect() -> bool:
     _probe = None
     summary = job.summary() if job.returncode == 0 else None
     if summary is None:
-        background = import_engine("cli.background")
         try:
             job.result()
             problem = "the status check printed nothing"
-        except background.JobError as error:
-            problem = str(error)
+        except import_engine("errors").JobError as error:
+            problem = error.render(preference_label)  # the CLIP settings it blames are preferences here
         summary = {"present": False, "problem": problem.splitlines()[0], "downloadable": False}
     _weights[key] = summary
     return True

@@ -31,10 +31,11 @@ import numpy as np
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from . import rig, sliders
+from . import polls, sliders
 from .engine import import_engine
 from .model_objects import key_coordinates
-from .operators import semantify_object
+from .operator_base import SemantifyOperator
+from .rig_layout import armature_of, rigged_mesh_of
 
 if TYPE_CHECKING:
     from semantify_engine.export.presets import ExportPreset
@@ -77,7 +78,7 @@ class ExportReport:
 # ------------------------------------------------------------------------------------------ parts
 def character_parts(obj: bpy.types.Object | None) -> tuple[bpy.types.Object, bpy.types.Object | None]:
     """The mesh to export and the armature deforming it (None for an unrigged character)."""
-    mesh = rig.rigged_mesh_of(obj) if obj is not None and obj.type == "ARMATURE" else obj
+    mesh = rigged_mesh_of(obj) if obj is not None and obj.type == "ARMATURE" else obj
     if mesh is None or mesh.type != "MESH" or not mesh.semantify.is_model:
         raise export_error(
             "Select a Semantify character to export: a model from Add Model or Add Rigged Character, or "
@@ -88,7 +89,7 @@ def character_parts(obj: bpy.types.Object | None) -> tuple[bpy.types.Object, bpy
             f"'{mesh.name}' has no shape keys left, so it carries no Semantify shape; export it with "
             "File > Export, or add the model again."
         )
-    return mesh, rig.armature_of(mesh)
+    return mesh, armature_of(mesh)
 
 
 def world_vertices(obj: bpy.types.Object) -> np.ndarray:
@@ -197,7 +198,7 @@ def selected_only(context: Any, objects: list[bpy.types.Object], active: bpy.typ
 # --------------------------------------------------------------------------------- preparations
 def limit_influences(context: Any, mesh: bpy.types.Object, limit: int) -> tuple[float, int]:
     """At most ``limit`` bones per vertex, renormalised (Blender's own operators); the largest move, count."""
-    deforming = {bone.name for bone in rig.armature_of(mesh).data.bones if bone.use_deform}
+    deforming = {bone.name for bone in armature_of(mesh).data.bones if bone.use_deform}
     groups = {group.index for group in mesh.vertex_groups if group.name in deforming}
     over = sum(
         1
@@ -339,23 +340,16 @@ def preset_items(_self: Any, _context: Any) -> list[tuple[str, str, str]]:
     return _preset_items
 
 
-class SEMANTIFY_OT_export_character(bpy.types.Operator, ExportHelper):
+class SEMANTIFY_OT_export_character(SemantifyOperator, ExportHelper):
     """Export the active Semantify character for another tool, as that tool reads it (the scene is kept)"""
 
     bl_idname = "semantify.export_character"
     bl_label = "Export Character"
+    needs = (polls.CHARACTER,)
 
     filename_ext = ".glb"
     filter_glob: StringProperty(default="*.glb;*.fbx;*.usdc;*.usd;*.usda;*.obj", options={"HIDDEN"})
     preset: EnumProperty(name="Preset", description="Where the file goes", items=preset_items)
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        obj = context.active_object
-        if semantify_object(context) is None and rig.rigged_mesh_of(obj) is None:
-            cls.poll_message_set("Select a Semantify character (or its armature)")
-            return False
-        return True
 
     def check(self, context: Any) -> bool:
         """Keep the file's suffix the preset's (the file browser calls this on every change)."""
@@ -370,13 +364,8 @@ class SEMANTIFY_OT_export_character(bpy.types.Operator, ExportHelper):
         self.filename_ext = import_engine("export.presets").preset(self.preset).suffix
         return ExportHelper.invoke(self, context, event)
 
-    def execute(self, context: Any) -> set[str]:
-        errors = import_engine("errors")
-        try:
-            report = export_character(context, context.active_object, self.preset, self.filepath)
-        except errors.SemantifyError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+    def run(self, context: Any) -> set[str]:
+        report = export_character(context, context.active_object, self.preset, self.filepath)
         self.report({"INFO"}, report.message())
         return {"FINISHED"}
 

@@ -15,9 +15,11 @@ from typing import Any
 
 import bpy
 
-from . import export, fitting_ops, model_objects, rig, sliders
+from . import export, fitting_ops, model_objects, sliders
 from .engine import import_engine
 from .preferences import user_model_dir
+from .rig_build import create_rigged_character
+from .rig_layout import rigged_mesh_of
 
 COMMAND = "export"
 
@@ -35,7 +37,7 @@ def scene_character(name: str | None) -> bpy.types.Object:
     characters = [obj for obj in bpy.data.objects if obj.type == "MESH" and obj.semantify.is_model]
     if name:
         obj = bpy.data.objects.get(name)
-        if obj is None or (rig.rigged_mesh_of(obj) is None and obj not in characters):
+        if obj is None or (rigged_mesh_of(obj) is None and obj not in characters):
             known = ", ".join(sorted(obj.name for obj in characters)) or "none"
             raise error(f"There is no Semantify character '{name}' in this file (characters: {known}).")
         return obj
@@ -89,7 +91,7 @@ def new_character(context: Any, arguments: argparse.Namespace) -> bpy.types.Obje
         names = ", ".join(mapper.descriptor_names)
         raise error(f"The mapper has no slider {', '.join(unknown)}; its sliders are {names}.")
     if arguments.rig:
-        obj, armature = rig.create_rigged_character(context, model, spec, arguments.influences)
+        obj, armature = create_rigged_character(context, model, spec, arguments.influences)
     else:
         obj, armature = model_objects.create_model_object(context, model, source=spec), None
     try:

@@ -27,10 +27,12 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, StringProperty
 
-from . import jobs, model_objects, sliders
+from . import jobs, model_objects, polls, sliders
 from .engine import import_engine
 from .fitting_props import display_unit
-from .operators import semantify_object
+from .job_process import command, require_modules, slug
+from .job_state import ActiveJob, ResultHandler
+from .operator_base import UNDOABLE, SemantifyOperator
 from .preferences import cache_dir, engine_environment, job_worker, user_model_dir
 
 if TYPE_CHECKING:
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
     from semantify_engine.mapper.mapper import Mapper
     from semantify_engine.models.linear import LinearMorphableModel
 
-UNDOABLE = {"REGISTER", "UNDO"}
 FIT_FOLDER = "fits"
 TEXT_MODULES = ("numpy", "torch", "torchvision", "open_clip")
 PHOTO_MODULES = ("numpy", "torch", "torchvision", "open_clip", "PIL")
@@ -68,7 +69,6 @@ def set_sliders(
     mean other things, so they are refused, like names the object has no slider for, before anything
     changes. Returns the slider positions written.
     """
-    errors = import_engine("errors")
     mapper = sliders.mapper_of(obj)  # the object's mapper, checked against its model and its file
     state = obj.semantify
     if mapper_checksum is not None and mapper_checksum != state.mapper_checksum:
@@ -82,8 +82,7 @@ def set_sliders(
         raise fit_error(
             f"'{obj.name}' has no slider {', '.join(unknown)}; its sliders are {', '.join(names)}."
         )
-    before = sliders.positions_of(obj)
-    positions = before.astype(np.float64)
+    positions = sliders.positions_of(obj).astype(np.float64)
     span = (mapper.highs - mapper.lows).astype(np.float64)
     for name, value in values.items():
         index = names.index(name)
@@ -91,14 +90,7 @@ def set_sliders(
             raise fit_error(f"The fit gave '{name}' the value {value}; expected a number.")
         positions[index] = (float(value) - mapper.lows[index]) / span[index] if span[index] > 0 else 0.0
     positions = np.clip(positions, 0.0, 1.0).astype(np.float32)
-    with sliders.suspended():
-        state.sliders.foreach_set("position", positions)
-    try:
-        sliders.apply(obj)
-    except errors.SemantifyError:
-        with sliders.suspended():
-            state.sliders.foreach_set("position", before)
-        raise
+    sliders.write_positions(obj, positions)
     if state.status:
         state.status = ""
     return positions
@@ -163,33 +155,19 @@ def achieved_lines(result: FitResult, units: Mapping[str, str]) -> list[str]:
     return lines
 
 
-class SEMANTIFY_OT_fit_measurements(bpy.types.Operator):
+class SEMANTIFY_OT_fit_measurements(SemantifyOperator):
     """Set the sliders so the shape has the ticked measurements (unticked ones go to their defaults)"""
 
     bl_idname = "semantify.fit_measurements"
     bl_label = "Fit Measurements"
     bl_options = UNDOABLE
+    needs = (polls.SLIDERS, polls.MEASUREMENT_SLIDERS)
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        obj = semantify_object(context)
-        if obj is None or not len(obj.semantify.sliders):
-            cls.poll_message_set("Load a mapper onto a Semantify model first")
-            return False
-        if not any(slider.kind == "metric" for slider in obj.semantify.sliders):
-            cls.poll_message_set("This mapper has no measurement sliders")
-            return False
-        return True
-
-    def execute(self, context: Any) -> set[str]:
-        errors = import_engine("errors")
+    def run(self, context: Any) -> set[str]:
         obj = context.active_object
-        try:  # everything that can fail does so before a slider moves
-            result = measurement_fit(context, obj, sliders.mapper_of(obj))
-            set_sliders(obj, result.sliders)
-        except errors.SemantifyError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        # everything that can fail does so before a slider moves
+        result = measurement_fit(context, obj, sliders.mapper_of(obj))
+        set_sliders(obj, result.sliders)
         units = {slider.name: slider.unit for slider in obj.semantify.sliders}
         achieved = achieved_lines(result, units)
         obj.semantify.fit.notes = "\n".join([*achieved, *result.notes])
@@ -207,34 +185,24 @@ def fit_output(context: Any, obj: bpy.types.Object, method: str) -> Path:
 
     The previous file is removed first, so a fit that writes nothing can never pass off an old result.
     """
-    path = Path(cache_dir(context)) / FIT_FOLDER / f"{jobs._slug(obj.name)}-{method}.json"
+    path = Path(cache_dir(context)) / FIT_FOLDER / f"{slug(obj.name)}-{method}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     return path
 
 
 def text_dataset(mapper: Mapper, dataset: str, label: str) -> str | None:
-    """The dataset folder to pass with ``--dataset`` (None: the mapper's own), checked for being there."""
+    """The dataset folder to pass with ``--dataset`` (None: the mapper's own), refused now when the engine
+    would refuse it (:func:`semantify_engine.mapper.provenance.trained_dataset`): no dataset given and none
+    recorded, or not there any more."""
     if dataset.strip():
         folder = Path(bpy.path.abspath(dataset))
-        if not (folder / "manifest.json").is_file():
-            raise fit_error(
-                f"{folder} holds no dataset (no manifest.json); set Dataset to a folder made by Build Mapper "
-                "or 'semantify dataset build'."
-            )
+        import_engine("dataset.store").DatasetFolder(folder).read_manifest()  # a dataset, or said why not
         return str(folder)
-    recorded = mapper.metadata.get("dataset", {}).get("folder")
-    if not recorded:
-        raise fit_error(
-            f"A text fit ranks a dataset's CLIP renders against the text, and the mapper {label} records no "
-            "dataset (shipped mappers have none). Set Dataset to a dataset of this model built with CLIP, "
-            "or build a mapper with words (Build Mapper)."
-        )
-    if not (Path(recorded) / "manifest.json").is_file():
-        raise fit_error(
-            f"The mapper was trained from the dataset {recorded}, which is no longer there; set Dataset to "
-            "its current folder."
-        )
+    provenance = import_engine("mapper.provenance")
+    provenance.trained_dataset(
+        mapper, mapper_name=f"The mapper {label}", name_it_with="the Fit panel's Dataset"
+    )
     return None
 
 
@@ -245,13 +213,13 @@ def text_job(context: Any, obj: bpy.types.Object, prompt: str, dataset: str) -> 
     state = obj.semantify
     folder = text_dataset(sliders.mapper_of(obj), dataset, sliders.mapper_label(state.mapper_path))
     worker = job_worker(context)
-    jobs.require_modules(worker, TEXT_MODULES, "Fitting a text")
+    require_modules(worker, TEXT_MODULES, "Fitting a text")
     out = fit_output(context, obj, "text")
     mapper = sliders.mapper_file(state.mapper_path)
     shown = prompt if len(prompt) <= 40 else prompt[:39] + "…"
     return background.BackgroundJob(
         worker,
-        jobs.command("fit text", prompt, mapper=mapper, out=str(out), dataset=folder),
+        command("fit text", prompt, mapper=mapper, out=str(out), dataset=folder),
         out,
         environment=engine_environment(context),
         label=f'Fit text "{shown}"',
@@ -277,25 +245,18 @@ def photo_job(context: Any, obj: bpy.types.Object, photo: str, crop: str) -> Bac
     background = import_engine("cli.background")
     path = checked_photo(photo)
     state = obj.semantify
-    mapper = sliders.mapper_of(obj)
-    if not any(descriptor.kind == "word" for descriptor in mapper.descriptors):
-        kinds = (
-            "measurement and attribute"
-            if any(d.kind == "attribute" for d in mapper.descriptors)
-            else "measurement"
-        )
-        raise fit_error(
-            f"The mapper {sliders.mapper_label(state.mapper_path)} has only {kinds} sliders "
-            f"({', '.join(mapper.descriptor_names)}); a photo gives CLIP word scores, not measurements. "
-            "Use Fit Measurements, or a mapper with word sliders (Build Mapper, Add Word)."
-        )
+    import_engine("fitting.image").word_columns(
+        sliders.mapper_of(obj),
+        mapper_name=f"The mapper {sliders.mapper_label(state.mapper_path)}",
+        instead="Use Fit Measurements, or a mapper with word sliders (Build Mapper, Add Word).",
+    )
     worker = job_worker(context)
-    jobs.require_modules(worker, PHOTO_MODULES, "Fitting a photo")
+    require_modules(worker, PHOTO_MODULES, "Fitting a photo")
     out = fit_output(context, obj, "photo")
     mapper = sliders.mapper_file(state.mapper_path)
     return background.BackgroundJob(
         worker,
-        jobs.command("fit image", str(path), mapper=mapper, out=str(out), crop=crop),
+        command("fit image", str(path), mapper=mapper, out=str(out), crop=crop),
         out,
         environment=engine_environment(context),
         label=f"Fit photo {path.name}",
@@ -318,8 +279,8 @@ def read_fit(path: Path) -> dict[str, Any]:
     return data
 
 
-def apply_fit_result(state: jobs.ActiveJob, path: Path) -> tuple[str, str, bool]:
-    """A finished background fit's sliders onto the object it was started for (a ``jobs.ResultHandler``)."""
+def apply_fit_result(state: ActiveJob, path: Path) -> tuple[str, str, bool]:
+    """A finished background fit's sliders onto the object it was started for (a ``ResultHandler``)."""
     errors = import_engine("errors")
     label = state.job.label
     obj = bpy.data.objects.get(state.object_name)
@@ -350,19 +311,12 @@ def clamp_messages(records: list[dict[str, Any]]) -> list[str]:
 class _FitJobOperator(jobs._BackgroundOperator):
     """A fit in the background: needs loaded sliders; starts at once (no dialog); sets sliders at the end."""
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        if not super().poll(context):
-            return False
-        if not len(context.active_object.semantify.sliders):
-            cls.poll_message_set("Load a mapper first")
-            return False
-        return True
+    needs = jobs.ON_SLIDERS
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         return self.execute(context)
 
-    def result_handler(self) -> jobs.ResultHandler:
+    def result_handler(self) -> ResultHandler:
         return apply_fit_result
 
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import bpy
 
-from . import clip_status, jobs
+from . import clip_status, jobs, polls
 from .fitting_props import display_unit
-from .operators import semantify_object
 
 
 class SEMANTIFY_PT_fit(bpy.types.Panel):
@@ -30,8 +29,7 @@ class SEMANTIFY_PT_fit(bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        obj = semantify_object(context)
-        return obj is not None and len(obj.semantify.sliders) > 0
+        return polls.SLIDERS.holds(context)
 
     def draw(self, context: Any) -> None:
         layout = self.layout

@@ -47,6 +47,14 @@ class ModelIdentity:
         return self.model_checksum
 
 
+def semantify_object(context: Any) -> bpy.types.Object | None:
+    """The active object if Semantify made it (or took it over with 'Use My Mesh'), else None."""
+    obj = getattr(context, "active_object", None)
+    if obj is None or obj.type != "MESH" or not obj.semantify.is_model:
+        return None
+    return obj
+
+
 def identity_of(obj: bpy.types.Object) -> ModelIdentity:
     """The identity stored on a Semantify object, shaped like a model for the engine's checks."""
     state = obj.semantify
@@ -64,7 +72,7 @@ def model_of(obj: bpy.types.Object, model_dir: str | None = None) -> LinearMorph
     errors = import_engine("errors")
     try:
         if state.model_source == SHAPE_KEY_SOURCE:
-            model = model_from_object(obj, name=state.model_name)
+            model = own_mesh_model(obj)
         else:
             registry = import_engine("models.registry")
             spec = state.model_source
@@ -196,6 +204,15 @@ def model_from_object(obj: bpy.types.Object, name: str | None = None) -> LinearM
         targets,
         info={"source": f"shape keys of Blender object '{obj.name}'"},
     )
+
+
+def own_mesh_model(obj: bpy.types.Object) -> LinearMorphableModel:
+    """The object's shape keys as the model 'Use My Mesh' recorded; refused (the engine's rule) when they
+    changed since, because the object's mapper and sliders were made for the recorded model."""
+    state = obj.semantify
+    model = model_from_object(obj, name=state.model_name)
+    import_engine("models.shape_keys").check_unchanged(model, state.model_checksum, obj.name, "'Use My Mesh'")
+    return model
 
 
 def key_coordinates(block: bpy.types.ShapeKey) -> np.ndarray:

@@ -11,9 +11,10 @@ from typing import Any
 
 import bpy
 
-from . import clip_status, jobs, rig
+from . import clip_status, jobs, polls, rig_layout
+from .choices import default_mapper_items
 from .engine import import_engine
-from .operators import default_mapper_items, semantify_object
+from .model_objects import semantify_object
 from .sliders import mapper_label
 
 
@@ -72,7 +73,7 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return semantify_object(context) is not None
+        return polls.MODEL.holds(context)
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -134,16 +135,16 @@ class SEMANTIFY_PT_rig(_SemantifyPanel, bpy.types.Panel):
         layout.operator_menu_enum(
             "semantify.add_rigged_character", "model", text="Add Rigged Character", icon="ARMATURE_DATA"
         )
-        obj = rig.rigged_mesh_of(context.active_object)
+        obj = rig_layout.rigged_mesh_of(context.active_object)
         if obj is None:
-            if rig.can_follow_own_rig(context.active_object):
+            if rig_layout.can_follow_own_rig(context.active_object):
                 layout.operator("semantify.follow_my_rig", icon="CON_ARMATURE")
             return
         state = obj.semantify
         row = layout.row(align=True)
         row.prop(state, "follow_shape", toggle=True, icon="BONE_DATA")
         row.operator("semantify.update_joints", text="", icon="FILE_REFRESH")
-        armature = rig.armature_of(obj)
+        armature = rig_layout.armature_of(obj)
         layout.label(text=f"{obj.name} on {armature.name}", icon="OUTLINER_OB_ARMATURE")
         if state.rig_status:
             layout.label(text=state.rig_status, icon="ERROR")
@@ -157,7 +158,7 @@ class SEMANTIFY_PT_build(_SemantifyPanel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return semantify_object(context) is not None or jobs.active_job() is not None
+        return polls.MODEL.holds(context) or jobs.active_job() is not None
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -185,7 +186,7 @@ class SEMANTIFY_PT_shape(_SemantifyPanel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return semantify_object(context) is not None
+        return polls.MODEL.holds(context)
 
     def draw(self, context: Any) -> None:
         layout = self.layout

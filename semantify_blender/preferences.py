@@ -156,6 +156,26 @@ class SEMANTIFY_AddonPreferences(bpy.types.AddonPreferences):
         column.label(text=f"Jobs run in {job_worker(context).describe()}", icon="CONSOLE")
 
 
+PARAMETER_PREFERENCES = {
+    "model_dir": "model_dir",
+    "clip": "clip_model",
+    "pretrained": "clip_pretrained",
+    "clip_engine": "clip_engine",
+}
+"""The engine parameters every job takes from a preference (:func:`engine_environment`,
+:func:`user_model_dir`), by the preference that sets them: an engine error that names one points here."""
+
+
+def preference_label(parameter: str) -> str | None:
+    """An engine parameter as a Blender user knows it, when a preference sets it (``the preference 'CLIP
+    Weights'``, its label in this panel); None for any other."""
+    identifier = PARAMETER_PREFERENCES.get(parameter)
+    rna = getattr(SEMANTIFY_AddonPreferences, "bl_rna", None)  # only once registered
+    if identifier is None or rna is None:
+        return None
+    return f"the preference '{rna.properties[identifier].name}'"
+
+
 def get_preferences(context: Any = None) -> SEMANTIFY_AddonPreferences | None:
     """The add-on's preferences, or None where the add-on is not enabled (a bare import, a test)."""
     context = context or bpy.context

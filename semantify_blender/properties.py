@@ -28,12 +28,13 @@ from bpy.props import (
 )
 
 from . import rig, sliders
+from .rig_layout import is_rigged
 
 
 def _follow_changed(state: SEMANTIFY_PG_object, context: Any) -> None:
     """Turning Follow Shape on moves the joints to the shape at once (off leaves them where they are)."""
     obj = state.id_data
-    if state.follow_shape and rig.is_rigged(obj):
+    if state.follow_shape and is_rigged(obj):
         rig.follow(context, obj)
 
 

@@ -171,6 +171,25 @@ def positions_of(obj: bpy.types.Object) -> np.ndarray:
     return positions
 
 
+def write_positions(obj: bpy.types.Object, positions: np.ndarray) -> None:
+    """Write all slider positions at once, then run the mapper once (not once per slider).
+
+    Should running it fail (a SemantifyError, raised again), the old positions come back: a failed
+    Reset, Random or fit moves no slider and no shape key.
+    """
+    errors = import_engine("errors")
+    sliders = obj.semantify.sliders
+    before = positions_of(obj)
+    with suspended():
+        sliders.foreach_set("position", positions)
+    try:
+        apply(obj)
+    except errors.SemantifyError:
+        with suspended():
+            sliders.foreach_set("position", before)
+        raise
+
+
 def values_at(mapper: Mapper, positions: np.ndarray) -> np.ndarray:
     """Descriptor values for slider positions in [0, 1] (linear along each descriptor's range)."""
     return mapper.lows + positions * (mapper.highs - mapper.lows)

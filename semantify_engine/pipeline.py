@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -35,6 +35,8 @@ from .dataset.sampling import BANK_SCHEMES, default_scheme
 from .dataset.store import DatasetFolder, chunk_indices, content_checksum
 from .errors import SemantifyError
 from .models.linear import LinearMorphableModel
+
+log = logging.getLogger(__name__)
 
 # The paper's ~3K renders when CLIP scores images; twice that for measurement-only builds, which render
 # nothing and where every extra sample costs milliseconds. Measured on the bundled body (30 components,
@@ -98,11 +100,9 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         if self.n_descriptors is not None and self.n_descriptors < 1:
-            raise SemantifyError(f"--descriptors must be at least 1, got {self.n_descriptors}.")
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+            raise SemantifyError(
+                f"{{descriptors}} must be at least 1, got {self.n_descriptors}.", parameters=("descriptors",)
+            )
 
 
 def run_build(
@@ -110,7 +110,7 @@ def run_build(
     request: DatasetRequest,
     options: BuildOptions,
     progress: ProgressFactory | None = None,
-    say: Say = _say,
+    say: Say | None = None,
     training_progress: TrainingProgressFactory | None = None,
     ray: RayOptions | None = None,
 ) -> dict[str, Any]:
@@ -119,7 +119,10 @@ def run_build(
     ``progress(total, already_done)`` opens a progress display for the dataset stage (a context manager
     yielding an object with ``update(n)``); ``training_progress()`` one for the training stage (yielding
     the per-epoch callback), so that a program following the build sees its longest stage move too.
+    ``say`` hears each stage as it starts (``1/4 dataset: ...``; the command line prints them); without
+    it they are logged.
     """
+    say = say or log.info
     out.mkdir(parents=True, exist_ok=True)
     folder = DatasetFolder(out / "dataset")
     say(f"1/4 dataset: {request.samples} samples of {request.model.name} into {folder.folder}")
@@ -184,77 +187,17 @@ def run_build(
     return summary
 
 
-def _selection_details(selector: Any) -> dict[str, Any]:
-    """What ``semantify select`` shows of a fitted selector: ranking, clusters and the words they vote for,
-    silhouettes, and the correlations among the chosen descriptors."""
-    names = list(selector.descriptors_)
-    words = names[: selector.n_words_]
-    shares = np.asarray(selector.vote_shares_)
-    clusters = []
-    for cluster in range(int(selector.n_clusters_)):
-        order = [j for j in np.argsort(-shares[cluster])[:5] if shares[cluster, j] > 0]
-        clusters.append(
-            {
-                "cluster": cluster,
-                "images": int(np.sum(np.asarray(selector.cluster_labels_) == cluster)),
-                "top_votes": {
-                    words[j]: round(float(shares[cluster, j]), 4) for j in order if shares[cluster, j]
-                },
-                "words": sorted(word for word, owner in selector.word_cluster_.items() if owner == cluster),
-            }
-        )
-    chosen = [names.index(name) for name in selector.selected_]
-    correlation = np.asarray(selector.correlation_)
-    return {
-        "ranking": list(selector.ranking_),
-        "silhouette": {str(k): round(float(v), 4) for k, v in dict(selector.silhouette_scores_).items()},
-        "clusters": clusters,
-        "correlations": {
-            f"{names[a]} ~ {names[b]}": round(float(correlation[a, b]), 4)
-            for i, a in enumerate(chosen)
-            for b in chosen[i + 1 :]
-        },
-    }
-
-
 def select_descriptors(
     folder: DatasetFolder, data: dict[str, np.ndarray], model: LinearMorphableModel, options: BuildOptions
 ) -> dict[str, Any]:
-    """The paper's selection when the dataset has CLIP scores; default measurements otherwise."""
-    settings = folder.read_manifest()["settings"]
-    clip = settings.get("clip")
-    metric_names = list((settings.get("metrics") or {}).get("names", []))
-    if clip and "embeddings" in data:
-        from .scoring.clip import ClipSpec, get_scorer, prompts
-        from .selection import DescriptorSelector
+    """The paper's selection (:mod:`.selection.from_dataset`) when the dataset has CLIP scores; default
+    measurements otherwise."""
+    from .selection.from_dataset import has_word_scores, select_words
 
-        words = list(clip["words"])
-        text = get_scorer(ClipSpec(model=clip["model"], pretrained=clip["pretrained"])).encode_texts(
-            prompts(words, clip["template"])
-        )
-        forced_metrics = [name for name in options.forced if name in metric_names]
-        selector = DescriptorSelector(
-            n_descriptors=options.n_descriptors,
-            forced=tuple(options.forced),
-            random_state=0,
-        ).fit(
-            data["embeddings"],
-            data["scores"],
-            words,
-            text_embeddings=text,
-            metric_scores=data["metrics"][:, [metric_names.index(n) for n in forced_metrics]]
-            if forced_metrics
-            else None,
-            metric_names=forced_metrics,
-        )
-        return {
-            "kind": "words",
-            "selected": list(selector.selected_),
-            "n_clusters": int(selector.n_clusters_),
-            "correlation_threshold": float(selector.correlation_threshold_),
-            "filtered": {name: str(reason) for name, reason in selector.filtered_.items()},
-            **_selection_details(selector),
-        }
+    settings = folder.read_manifest()["settings"]
+    if has_word_scores(settings, data):
+        return select_words(folder, data, options.n_descriptors, options.forced)
+    metric_names = list((settings.get("metrics") or {}).get("names", []))
     attribute_names = list((settings.get("attributes") or {}).get("names", []))
     spread = np.ptp(data["metrics"], axis=0) if "metrics" in data else np.zeros(len(metric_names))
     still = {name for name, value in zip(metric_names, spread, strict=True) if value <= 1e-6}
@@ -275,8 +218,9 @@ def select_descriptors(
         raise SemantifyError(
             f"No word sliders without CLIP weights, and model '{model.name}' has no measurement sliders "
             f"{'named ' + ', '.join(unknown) if unknown else 'by default'} (its measurements: "
-            f"{', '.join(metric_names) or 'none'}). Provide CLIP weights (--pretrained FILE or "
-            "SEMANTIFY_CLIP_PRETRAINED) to build word sliders."
+            f"{', '.join(metric_names) or 'none'}). Provide CLIP weights ({{pretrained}} FILE or "
+            "SEMANTIFY_CLIP_PRETRAINED) to build word sliders.",
+            parameters=("pretrained",),
         )
     notes = {name: "does not vary in this dataset" for name in sorted(still)}
     kind = "measurements and attributes" if set(chosen) & set(attribute_names) else "measurements"
@@ -293,7 +237,7 @@ def _train_stage(
     on_epoch: Any = None,
 ) -> Any:
     from .mapper import load_mapper, save_mapper
-    from .mapper.train import train_from_dataset
+    from .mapper.from_dataset import train_from_dataset
 
     if path.is_file():
         existing = load_mapper(path)

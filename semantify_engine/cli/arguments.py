@@ -16,11 +16,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 
-from ..errors import SemantifyError
-
-
-class ArgumentsError(SemantifyError):
-    """An argument list the ``semantify`` parser refuses (the message is the parser's own)."""
+from ..errors import ArgumentsError, SemantifyError
 
 
 def subcommand_parser(command: Sequence[str]) -> argparse.ArgumentParser:
@@ -29,20 +25,76 @@ def subcommand_parser(command: Sequence[str]) -> argparse.ArgumentParser:
 
     parser = build_parser()
     for name in command:
-        choices = next(
-            (action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction)),
-            None,
-        )
-        if not choices or name not in choices:
+        _, choices = _subcommands(parser)
+        if name not in choices:
             raise ArgumentsError(f"'semantify {' '.join(command)}' is not a command ('{name}' is unknown).")
         parser = choices[name]
     return parser
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> tuple[str, dict[str, argparse.ArgumentParser]]:
+    """The destination that names ``parser``'s subcommand, and their parsers (none: ``("", {})``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.dest, dict(action.choices)
+    return "", {}
 
 
 def _option_string(action: argparse.Action) -> str:
     """The option's long spelling (``--no-evaluate``), as ``--help`` shows it."""
     longs = [option for option in action.option_strings if option.startswith("--")]
     return (longs or list(action.option_strings))[0]
+
+
+def _spelling(action: argparse.Action) -> str:
+    """How ``--help`` names an argument: an option's long spelling, a positional's metavar (``DATASET``)."""
+    if action.option_strings:
+        return _option_string(action)
+    return action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+
+
+def _named(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """``parser``'s own arguments that land in the namespace (not ``--help``'s kind)."""
+    return [action for action in parser._actions if action.dest != argparse.SUPPRESS]
+
+
+def parameter_spellings(
+    parser: argparse.ArgumentParser, arguments: argparse.Namespace | None = None
+) -> dict[str, str]:
+    """Engine parameters as the command line spells them: ``{"samples": "--samples", ...}``.
+
+    An engine error names the parameter at fault (:class:`~semantify_engine.errors.SemantifyError`); on
+    the command line it is the argument with that destination. The command ``arguments`` were parsed for
+    spells its own (``mapper train DATASET`` and ``evaluate --dataset`` differ); a parameter only another
+    command has is spelled as that command's option, so a message may point to it. Read from the parser
+    itself, so that an option renamed there is renamed in every message.
+    """
+    spellings: dict[str, str] = {}
+    everywhere: list[argparse.Action] = []
+    pending = [parser]
+    while pending:  # every command's arguments, options before positionals, the first command's first
+        current = pending.pop(0)
+        everywhere += _named(current)
+        pending += _subcommands(current)[1].values()
+    for action in sorted(everywhere, key=lambda action: not action.option_strings):
+        spellings.setdefault(action.dest, _spelling(action))
+    current = parser
+    while arguments is not None:  # then the command's own, from the outermost parser in
+        spellings.update((action.dest, _spelling(action)) for action in _named(current))
+        destination, choices = _subcommands(current)
+        chosen = getattr(arguments, destination, None)
+        if chosen not in choices:
+            break
+        current = choices[chosen]
+    return spellings
+
+
+def spelled(error: SemantifyError, arguments: argparse.Namespace | None = None) -> str:
+    """``error``'s message as the command line says it (its parameters as options, see
+    :func:`parameter_spellings`), for a command that shows an engine error inside a note of its own."""
+    from .main import build_parser
+
+    return error.render(parameter_spellings(build_parser(), arguments).get)
 
 
 def command_arguments(command: Sequence[str], *positionals: object, **options: object) -> list[str]:

@@ -8,7 +8,9 @@ Nothing here imports bpy, so it is tested with real processes outside Blender.
 The child runs the *same* engine as the caller (:meth:`.worker.Worker.search_path` puts its folder
 first), so an add-on and the engine it bundles always agree on file formats. It prints machine-readable
 progress (``SEMANTIFY_PROGRESS=json``, see :mod:`.progress`) and the build's stage lines (``2/4 choosing
-descriptors``); :meth:`BackgroundJob.poll` turns them into one fraction.
+descriptors``); :meth:`BackgroundJob.poll` turns them into one fraction. A failing child writes its error
+as a record too: :meth:`BackgroundJob.result` raises it with the parameters it names unspelled, for the
+add-on to name as its own fields.
 
 Reading the child's output happens on two daemon threads (one per pipe), because a pipe that is not
 drained blocks the child once its buffer is full, and because a non-blocking read that works on every
@@ -32,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import SemantifyError
-from .progress import JSON_MODE, PROGRESS_VARIABLE, parse_progress_line
+from ..errors import JobCancelled, JobError, SemantifyError
+from .progress import JSON_MODE, PROGRESS_VARIABLE, parse_error_line, parse_progress_line
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -43,14 +45,6 @@ ERROR_PREFIX = "semantify: error: "
 KEPT_LINES = 200
 ERROR_LINES = 12
 """Lines after ``semantify: error:`` that belong to the message (instructions such as how to get weights)."""
-
-
-class JobError(SemantifyError):
-    """A background command failed (its own error line is the message) or cannot be started."""
-
-
-class JobCancelled(JobError):
-    """The background command was cancelled before it finished."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +122,7 @@ class BackgroundJob:
         self._stage: tuple[int, int, str] | None = None
         self._task: tuple[str, float] | None = None  # (task, fraction) of the latest progress record
         self._message = "starting"
+        self._error: SemantifyError | None = None  # the command's own error record, parameters unspelled
 
     # ------------------------------------------------------------------------------------ lifecycle
     @property
@@ -179,6 +174,10 @@ class BackgroundJob:
         stream.close()
 
     def _take_stderr_line(self, line: str) -> None:
+        error = parse_error_line(line)
+        if error is not None:
+            self._error = error
+            return
         record = parse_progress_line(line)
         if record is not None:
             self._task = (record.task, record.fraction)
@@ -269,9 +268,20 @@ class BackgroundJob:
             thread.join(timeout=5.0)
 
     # ---------------------------------------------------------------------------------------- result
-    def error_message(self) -> str:
-        """The command's own one-line error, else the last thing it printed (a traceback's last line)."""
+    def error(self) -> JobError:
+        """The command's failure: its own error with the parameters it names (for the caller to spell as
+        its fields, :meth:`SemantifyError.render`), else what :meth:`error_message` finds."""
         with self._lock:
+            own = self._error
+        if own is None:
+            return JobError(self.error_message())
+        return JobError(own.template, parameters=own.parameters)
+
+    def error_message(self) -> str:
+        """The command's own error, else the last thing it printed (a traceback's last line)."""
+        with self._lock:
+            if self._error is not None:
+                return str(self._error)
             lines = list(self.stderr_lines)
         for index in range(len(lines) - 1, -1, -1):
             if lines[index].startswith(ERROR_PREFIX):  # the message, with its how-to lines after it
@@ -301,7 +311,7 @@ class BackgroundJob:
         if self.cancelled:
             raise JobCancelled(f"{self.label} was cancelled.")
         if self.returncode != 0:
-            raise JobError(self.error_message())
+            raise self.error()
         if self.result_path is None:
             return None
         if not self.result_path.is_file():

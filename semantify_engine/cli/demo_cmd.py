@@ -18,6 +18,7 @@ from ..models.registry import DEFAULT_MODEL, bundled_model_paths, load
 from ..render.contact_sheet import render_contact_sheet
 from ..render.images import save_png
 from ..render.views import NAMED_VIEWS
+from .mapper_jobs import build_defaults, build_mapper, evaluate_and_report
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,20 +35,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from .main import main as semantify
-
     folder = Path(arguments.out)
-    samples = [] if arguments.samples is None else ["--samples", str(arguments.samples)]
-    code = semantify(["build", "--model", DEFAULT_MODEL, *samples, "--out", str(folder / DEFAULT_MODEL)])
-    if code:
-        return code
+    build_mapper(
+        build_defaults(model=DEFAULT_MODEL, samples=arguments.samples, out=str(folder / DEFAULT_MODEL))
+    )
     for entry in default_mappers():
         if entry.model_name in bundled_model_paths() and load(entry.model_name).bank is not None:
-            code = semantify(
-                ["evaluate", str(entry.path), "--no-sweep", "--out", str(folder / "shipped" / entry.name)]
-            )
-            if code:
-                return code
+            evaluate_and_report(Path(entry.path), folder / "shipped" / entry.name, sweep=False)
     views = (NAMED_VIEWS["front"], NAMED_VIEWS["side"])
     for name in bundled_model_paths():
         started = time.perf_counter()

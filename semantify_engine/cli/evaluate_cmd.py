@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..evaluation.coverage import DEFAULT_THETA
+from .mapper_jobs import evaluate_and_report
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,13 +36,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..evaluation.evaluate import evaluate_mapper
-
     mapper = Path(arguments.mapper)
     out = Path(arguments.out) if arguments.out else mapper.with_name(f"{mapper.stem}-evaluation")
-    figures = evaluate_mapper(
+    return evaluate_and_report(
         mapper,
         out,
         dataset=arguments.dataset,
@@ -49,26 +47,3 @@ def run(arguments: argparse.Namespace) -> int:
         pictures=not arguments.no_pictures,
         model_dir=arguments.model_dir,
     )
-    coverage = figures["coverage"]
-    print(
-        f"{mapper}: coverage {coverage['coverage']:.1%}, overlap {coverage['overlap']:.1%} "
-        f"(θ={arguments.theta})"
-    )
-    for name, row in {**figures.get("attribute_fidelity", {}), **figures.get("metric_fidelity", {})}.items():
-        low, high = row["achieved_range"]
-        print(
-            f"  {name}: mean abs error {row['mean_abs_error']:.4g} {row['unit']}".rstrip()
-            + f", reaches {low:.4g}–{high:.4g}, max cross-talk {row['max_cross_talk']:.1%}"
-        )
-    plausibility = figures.get("plausibility", {})
-    if "worst" in plausibility:
-        verdict = "inside" if plausibility["inside"] else "OUTSIDE"
-        print(
-            f"  plausibility: worst p{plausibility['worst']:.1f} over slider ends, "
-            f"{plausibility['corners']['count']} box corners and {plausibility['random']['count']} random "
-            f"settings ({verdict} the {plausibility['region']:g} % region)"
-        )
-    for note in figures.get("notes", []):
-        print(f"  note: {note}")
-    print(f"report: {out / 'report.md'}")
-    return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SemantifyError
+from .arguments import spelled
 from .common import CM_PER_M, in_descriptor_units, output_path, parse_assignments
 
 LENGTH_MEASUREMENTS = (
@@ -241,7 +242,7 @@ def _model_and_problem(mapper: Any, arguments: argparse.Namespace) -> tuple[Any,
         model = load(spec, arguments.model_dir)
         check_model(mapper, model)
     except SemantifyError as error:
-        return None, str(error)
+        return None, spelled(error, arguments)
     return model, ""
 
 

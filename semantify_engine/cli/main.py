@@ -1,7 +1,10 @@
 """The ``semantify`` command: one parser, one module per group of subcommands.
 
 Errors the user can fix (:class:`SemantifyError`) print as one line on stderr with exit status 2, no
-traceback; Ctrl-C exits with 130. ``blender -b -c semantify ...`` reaches the same :func:`main`.
+traceback, the parameters they name spelled as this command's options (``--samples``); for a program
+following the command (``SEMANTIFY_PROGRESS=json``) a machine-readable record of the error comes first,
+with the parameters unspelled, so that it can name them its own way. Ctrl-C exits with 130.
+``blender -b -c semantify ...`` reaches the same :func:`main`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from . import (
     render_cmd,
     select_cmd,
 )
+from .arguments import parameter_spellings
+from .progress import error_record_line, machine_readable
 
 COMMAND_MODULES = (
     build_cmd,
@@ -53,6 +58,8 @@ def build_parser(extra_commands: Sequence[ModuleType] = ()) -> argparse.Argument
         prog="semantify",
         description="Semantic sliders for 3D morphable models: build datasets with Blender and CLIP, "
         "select descriptors, train and evaluate mappers.",
+        epilog="The method step by step: 'dataset build' (sample, render, score), 'select' (choose the "
+        "descriptors), 'mapper train', 'evaluate'; all of them in one resumable run: 'build'.",
     )
     parser.add_argument("--version", action="version", version=f"semantify {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -85,7 +92,10 @@ def main(argv: Sequence[str] | None = None, extra_commands: Sequence[ModuleType]
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except SemantifyError as error:
-        print(f"semantify: error: {error}", file=sys.stderr)
+        if machine_readable():  # for a program following this one, which names the parameters its own way
+            print(error_record_line(error), file=sys.stderr)
+        message = error.render(parameter_spellings(parser, arguments).get)
+        print(f"semantify: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("semantify: interrupted", file=sys.stderr)

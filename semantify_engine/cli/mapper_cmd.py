@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-from collections.abc import Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from ..errors import SemantifyError
 from ..mapper.mapper import Mapper, describe, load_mapper, read_mapper_header, save_mapper
 from ..scoring.vocabulary import parse_words
 from .common import output_path, parse_numbers
-from .progress import progress_bar
+from .progress import epoch_bar
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -60,65 +59,57 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..mapper.train import (
-        DEFAULT_BATCH_SIZE,
-        DEFAULT_CONSISTENCY,
-        DEFAULT_EPOCHS,
-        DEFAULT_HIDDEN,
-        DEFAULT_LR,
-        DEFAULT_SEED,
-        DEFAULT_THREADS,
-        DEFAULT_VALIDATION_FRACTION,
-    )
+    """One option per :class:`~..mapper.settings.TrainingSettings` field, its destination the field's name
+    and its default the field's own (:func:`_settings_from` reads them back whole)."""
+    from ..mapper.settings import TrainingSettings
 
+    defaults = TrainingSettings()
     group = parser.add_argument_group("training")
-    hidden = ",".join(str(width) for width in DEFAULT_HIDDEN)
+    hidden = ",".join(str(width) for width in defaults.hidden)
     group.add_argument("--hidden", default=hidden, help=f"hidden layer widths ({hidden})")
-    group.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs ({DEFAULT_EPOCHS})")
-    group.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate ({DEFAULT_LR:g})")
+    group.add_argument("--epochs", type=int, default=defaults.epochs, help=f"epochs ({defaults.epochs})")
+    group.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate ({defaults.lr:g})")
     group.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"samples per step ({DEFAULT_BATCH_SIZE})"
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"samples per step ({defaults.batch_size})",
     )
     group.add_argument(
         "--validation",
+        dest="validation_fraction",
+        metavar="VALIDATION",
         type=float,
-        default=DEFAULT_VALIDATION_FRACTION,
-        help=f"fraction held out for validation ({DEFAULT_VALIDATION_FRACTION:g})",
+        default=defaults.validation_fraction,
+        help=f"fraction held out for validation ({defaults.validation_fraction:g})",
     )
-    group.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed ({DEFAULT_SEED})")
+    group.add_argument("--seed", type=int, default=defaults.seed, help=f"seed ({defaults.seed})")
     group.add_argument(
-        "--threads", type=int, default=DEFAULT_THREADS, help=f"torch threads ({DEFAULT_THREADS})"
+        "--threads", type=int, default=defaults.threads, help=f"torch threads ({defaults.threads})"
     )
     group.add_argument(
         "--consistency",
         type=float,
-        default=DEFAULT_CONSISTENCY,
+        default=defaults.consistency,
         help="weight of the term that keeps measurement sliders true where the data is thin: each one "
         "moves its own measurement and holds the others (measurement descriptors only; 0 turns it off; "
-        f"{DEFAULT_CONSISTENCY:g})",
+        f"{defaults.consistency:g})",
     )
 
 
 def _settings_from(arguments: argparse.Namespace) -> Any:
-    from ..mapper.train import TrainingSettings
+    """The training options as one :class:`~..mapper.settings.TrainingSettings` (which checks them)."""
+    from ..mapper.settings import TrainingSettings
 
     widths = parse_numbers(arguments.hidden, "--hidden", example="800,500")
     if not widths or any(width != int(width) for width in widths):
         raise SemantifyError(f"--hidden takes whole numbers such as 800,500; got '{arguments.hidden}'.")
-    return TrainingSettings(
-        hidden=tuple(int(width) for width in widths),
-        epochs=arguments.epochs,
-        lr=arguments.lr,
-        batch_size=arguments.batch_size,
-        validation_fraction=arguments.validation,
-        seed=arguments.seed,
-        threads=arguments.threads,
-        consistency=arguments.consistency,
-    )
+    given = {field.name: getattr(arguments, field.name) for field in fields(TrainingSettings)}
+    return TrainingSettings(**{**given, "hidden": tuple(int(width) for width in widths)})
 
 
 def run_train(arguments: argparse.Namespace) -> int:
-    from ..mapper.train import train_from_dataset
+    from ..mapper.from_dataset import train_from_dataset
 
     out = output_path(arguments.out, ".npz")
     settings = _settings_from(arguments)
@@ -154,26 +145,6 @@ def run_info(arguments: argparse.Namespace) -> int:
     for line in describe(mapper):
         print(f"  {line}")
     return 0
-
-
-@contextlib.contextmanager
-def epoch_bar(description: str) -> Iterator[Callable[[int, int, float, float | None], None]]:
-    """A progress bar over epochs with the latest train / validation MSE, opened at the first epoch so that
-    an error found before training starts is not printed under an empty bar."""
-    with contextlib.ExitStack() as stack:
-        bar: Any = None
-
-        def update(epoch: int, total: int, train: float, validation: float | None) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(progress_bar(total, description, unit="epoch"))
-            postfix = {"train_mse": f"{train:.4f}"}
-            if validation is not None:
-                postfix["val_mse"] = f"{validation:.4f}"
-            bar.set_postfix(postfix, refresh=False)
-            bar.update(1)
-
-        yield update
 
 
 def _report(path: Path, mapper: Mapper, figures: dict[str, Any]) -> None:

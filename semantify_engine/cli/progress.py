@@ -10,6 +10,11 @@ Three displays behind one :func:`progress_bar`:
   ``semantify-progress {"task": "dataset anny-body", "done": 64, "total": 3000, "unit": "sample"}``.
   :func:`parse_progress_line` reads one back. An environment variable rather than an option, so that
   every subcommand (present and future) speaks it without a change to its parser.
+
+In the machine-readable mode a failing command also writes its error as a record,
+``semantify-error {"message": "{samples} must be ...", "parameters": ["samples"]}``, before the line a
+person reads: the follower (the add-on) names the parameters as its own fields (:func:`error_record_line`,
+:func:`parse_error_line`).
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from ..errors import SemantifyError
 
 PROGRESS_VARIABLE = "SEMANTIFY_PROGRESS"
 JSON_MODE = "json"
 JSON_PREFIX = "semantify-progress "
+ERROR_RECORD_PREFIX = "semantify-error "
 JSON_INTERVAL_S = 0.25
 
 
@@ -81,13 +89,18 @@ class _JsonProgress:
         print(JSON_PREFIX + json.dumps(record), file=sys.stderr, flush=True)
 
 
+def machine_readable() -> bool:
+    """Whether a program follows this one (``SEMANTIFY_PROGRESS=json``): progress and errors as records."""
+    return os.environ.get(PROGRESS_VARIABLE, "").lower() == JSON_MODE
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, description: str, unit: str = "item") -> Iterator[Any]:
     """A tqdm bar showing rate and ETA; ``bar.update(n)`` advances it by ``n``.
 
     With ``SEMANTIFY_PROGRESS=json`` in the environment the bar is machine-readable lines instead.
     """
-    if os.environ.get(PROGRESS_VARIABLE, "").lower() == JSON_MODE:
+    if machine_readable():
         yield _JsonProgress(total, description, unit)
         return
     try:
@@ -108,6 +121,32 @@ def progress_bar(total: int, description: str, unit: str = "item") -> Iterator[A
         yield bar
 
 
+@contextlib.contextmanager
+def epoch_bar(description: str) -> Iterator[Callable[[int, int, float, float | None], None]]:
+    """A progress bar over epochs with the latest train / validation MSE, opened at the first epoch so that
+    an error found before training starts is not printed under an empty bar."""
+    with contextlib.ExitStack() as stack:
+        bar: Any = None
+
+        def update(epoch: int, total: int, train: float, validation: float | None) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(progress_bar(total, description, unit="epoch"))
+            postfix = {"train_mse": f"{train:.4f}"}
+            if validation is not None:
+                postfix["val_mse"] = f"{validation:.4f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+
+        yield update
+
+
+def say(message: str) -> None:
+    """A line for the person following long work (a stage, a step), on stderr so stdout stays parseable:
+    what the engine's ``say`` callbacks hear on the command line."""
+    print(message, file=sys.stderr, flush=True)
+
+
 @dataclass(frozen=True)
 class ProgressRecord:
     """One machine-readable progress line: ``done`` of ``total`` ``unit``s of ``task``."""
@@ -122,18 +161,42 @@ class ProgressRecord:
         return min(1.0, max(0.0, self.done / self.total)) if self.total > 0 else 0.0
 
 
-def parse_progress_line(line: str) -> ProgressRecord | None:
-    """The record on a ``semantify-progress`` line, or None for any other line (or a malformed one)."""
+def _read_record(line: str, prefix: str, make: Callable[[Any], Any]) -> Any:
+    """``make`` of the JSON after ``prefix`` on ``line``; None for any other line, or a malformed record."""
     line = line.strip()
-    if not line.startswith(JSON_PREFIX):
+    if not line.startswith(prefix):
         return None
     try:
-        data = json.loads(line[len(JSON_PREFIX) :])
-        return ProgressRecord(
+        return make(json.loads(line[len(prefix) :]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def parse_progress_line(line: str) -> ProgressRecord | None:
+    """The record on a ``semantify-progress`` line, or None for any other line (or a malformed one)."""
+    return _read_record(
+        line,
+        JSON_PREFIX,
+        lambda data: ProgressRecord(
             task=str(data["task"]),
             done=int(data["done"]),
             total=int(data["total"]),
             unit=str(data.get("unit", "item")),
-        )
-    except (ValueError, KeyError, TypeError):
-        return None
+        ),
+    )
+
+
+def error_record_line(error: SemantifyError) -> str:
+    """``error`` as a ``semantify-error`` line: its message with the parameters unspelled, and their names."""
+    return ERROR_RECORD_PREFIX + json.dumps({"message": error.template, "parameters": list(error.parameters)})
+
+
+def parse_error_line(line: str) -> SemantifyError | None:
+    """The error on a ``semantify-error`` line, or None for any other line (or a malformed one)."""
+    return _read_record(
+        line,
+        ERROR_RECORD_PREFIX,
+        lambda data: SemantifyError(
+            str(data["message"]), parameters=[str(name) for name in data["parameters"]]
+        ),
+    )

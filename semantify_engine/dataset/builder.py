@@ -32,7 +32,6 @@ from ..scoring.engines import AUTO, TORCH, EngineChoice
 from .sampling import BANK_SCHEMES, SamplingPlan, bank_rows, sample_coefficients
 from .store import DatasetError, DatasetFolder, Shard, chunk_count, chunk_indices
 
-SCORERS = ("auto", "clip", "metric", "both")
 MAX_SAMPLES = 10_000_000
 """Samples one dataset may hold: 150,000 chunks; more is a typo, not a dataset (and would take TBs)."""
 DEFAULT_CHUNK_SIZE = 64
@@ -97,14 +96,20 @@ class DatasetRequest:
 
     def __post_init__(self) -> None:
         if not isinstance(self.samples, int) or self.samples <= 0:
-            raise SemantifyError(f"--samples must be a whole number > 0, got {self.samples!r}.")
+            raise SemantifyError(
+                f"{{samples}} must be a whole number > 0, got {self.samples!r}.", parameters=("samples",)
+            )
         if self.samples > MAX_SAMPLES:
             raise SemantifyError(
-                f"--samples {self.samples:,} is more than a dataset holds ({MAX_SAMPLES:,} at most: about "
-                f"{MAX_SAMPLES // 1_000_000 * 6} GB of embeddings); the paper's datasets have 3,000."
+                f"{{samples}} {self.samples:,} is more than a dataset holds ({MAX_SAMPLES:,} at most: about "
+                f"{MAX_SAMPLES // 1_000_000 * 6} GB of embeddings); the paper's datasets have 3,000.",
+                parameters=("samples",),
             )
         if not isinstance(self.chunk_size, int) or self.chunk_size <= 0:
-            raise SemantifyError(f"--chunk-size must be a whole number > 0, got {self.chunk_size!r}.")
+            raise SemantifyError(
+                f"{{chunk_size}} must be a whole number > 0, got {self.chunk_size!r}.",
+                parameters=("chunk_size",),
+            )
         if self.clip is None and not self.metrics:
             raise SemantifyError("A dataset needs at least one scorer: CLIP, metric, or both.")
 
@@ -277,9 +282,10 @@ def _with_engine_of(folder: DatasetFolder, request: DatasetRequest) -> DatasetRe
     used = clip.get("engine", TORCH)
     if request.clip.engine not in (AUTO, used):
         raise DatasetError(
-            f"{folder.folder} holds image embeddings made by the CLIP engine {used}; --clip-engine "
-            f"{request.clip.engine} would mix them with another engine's. Resume with --clip-engine {used} "
-            "(or auto), or use another --out folder."
+            f"{folder.folder} holds image embeddings made by the CLIP engine {used}; {{clip_engine}} "
+            f"{request.clip.engine} would mix them with another engine's. Resume with {{clip_engine}} {used} "
+            "(or auto), or use another {out} folder.",
+            parameters=("clip_engine", "out"),
         )
     return replace(request, clip=replace(request.clip, engine=used))
 
@@ -307,8 +313,9 @@ def _choose_engine(
             raise
         raise DatasetError(
             f"{folder.folder} was built with the CLIP image engine {request.clip.engine}, which cannot be "
-            f"used here ({error}). Its embeddings must not be mixed with another engine's: resume it where "
-            "that engine passes, or start a new --out folder."
+            f"used here ({error.template}). Its embeddings must not be mixed with another engine's: resume "
+            "it where that engine passes, or start a new {out} folder.",
+            parameters=(*error.parameters, "out"),
         ) from error
     (say or _log_note)(choice.describe())
     return choice

@@ -74,7 +74,10 @@ class RayOptions:
         if self.mode not in MODES:
             raise SemantifyError(f"Ray mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
-            raise SemantifyError(f"--ray-workers must be a whole number > 0, got {self.workers!r}.")
+            raise SemantifyError(
+                f"{{ray_workers}} must be a whole number > 0, got {self.workers!r}.",
+                parameters=("ray_workers",),
+            )
         if not self.cpus_per_worker > 0:
             raise SemantifyError(f"CPUs per Ray worker must be > 0, got {self.cpus_per_worker!r}.")
 
@@ -96,8 +99,9 @@ def import_ray() -> Any:
         import ray
     except ImportError as error:
         raise SemantifyError(
-            f"--ray needs Ray, which is not installed in this Python: pip install 'semantify[ray]' "
-            f"({RAY_REQUIREMENT}), on the driver and on every node."
+            "{ray} needs Ray, which is not installed in this Python: pip install 'semantify[ray]' "
+            f"({RAY_REQUIREMENT}), on the driver and on every node.",
+            parameters=("ray",),
         ) from error
     return ray
 
@@ -116,7 +120,8 @@ def connected(options: RayOptions) -> Iterator[Any]:
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise SemantifyError(
             f"Could not connect to the Ray cluster at {options.address!r} ({error}). Start one with "
-            "'ray start --head' (then --ray auto), or give --ray without an address for a local one."
+            "'ray start --head' (then {ray} auto), or give {ray} without an address for a local one.",
+            parameters=("ray",),
         ) from error
     try:
         yield ray
@@ -188,8 +193,9 @@ class ChunkWorker:
                 except ClipEngineError as error:
                     raise DatasetError(
                         f"Ray worker on {self.where}: the CLIP image engine {engine} chosen for this "
-                        f"dataset fails here ({error}); a dataset never mixes engines. Give every node the "
-                        "same hardware and packages, or pass --clip-engine torch."
+                        f"dataset fails here ({error.template}); a dataset never mixes engines. Give every "
+                        "node the same hardware and packages, or pass {clip_engine} torch.",
+                        parameters=(*error.parameters, "clip_engine"),
                     ) from error
                 check = {**choice.to_json(), "worker": self.where}
             arrays.update(self.encoder.encode(images))
@@ -224,8 +230,10 @@ def build_dataset_on_ray(
     shard = shard or Shard()
     if request.clip is not None and request.clip.spec.pretrained is None:
         raise DatasetError(
-            "--ray needs CLIP weights every worker loads alike (a tag or a weights file, --pretrained): "
-            "random weights (none) would be drawn anew in every worker process, mixing models in one dataset."
+            "{ray} needs CLIP weights every worker loads alike (a tag or a weights file, {pretrained}): "
+            "random weights (none) would be drawn anew in every worker process, mixing models in one "
+            "dataset.",
+            parameters=("ray", "pretrained"),
         )
     request = _portable(_with_engine_of(folder, request))
     settings, todo, report = plan_build(folder, request, shard)

@@ -112,12 +112,15 @@ class SamplingPlan:
         scheme = default_scheme(model) if scheme is None else scheme
         if scheme in BANK_SCHEMES and model.bank is None:
             raise SemantifyError(
-                f"Model '{model.name}' has no source bank to sample from; use --scheme uniform (or "
-                "reference, normal, sparse)."
+                f"Model '{model.name}' has no source bank to sample from; use {{scheme}} uniform (or "
+                "reference, normal, sparse).",
+                parameters=("scheme",),
             )
         if scheme == "settings" and model.bank is not None and model.bank.smooth is None:
             raise SemantifyError(
-                f"Model '{model.name}' has no smooth bank bodies for --scheme settings; use --scheme bank."
+                f"Model '{model.name}' has no smooth bank bodies for {{scheme}} settings; "
+                "use {scheme} bank.",
+                parameters=("scheme",),
             )
         return cls(
             seed=seed,

@@ -34,17 +34,13 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import SemantifyError
+from ..errors import DatasetError
 
 FORMAT = "semantify-dataset"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHUNK_ARRAYS = ("indices", "coefficients", "embeddings", "scores", "metrics", "attributes")
 PROOF = "proof"  # the array every chunk carries besides its data
-
-
-class DatasetError(SemantifyError):
-    """A dataset folder is missing, damaged, or was built with other settings."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +60,11 @@ class Shard:
             index_text, count_text = text.split("/")
             shard = cls(int(index_text), int(count_text))
         except ValueError as error:
-            raise DatasetError(f"--shard takes I/N such as 0/4 (shard 0 of 4), got '{text}'.") from error
+            raise DatasetError(
+                f"{{shard}} takes I/N such as 0/4 (shard 0 of 4), got '{text}'.", parameters=("shard",)
+            ) from error
         if not (shard.count >= 1 and 0 <= shard.index < shard.count):
-            raise DatasetError(f"--shard {text}: need 0 ≤ I < N.")
+            raise DatasetError(f"{{shard}} {text}: need 0 ≤ I < N.", parameters=("shard",))
         return shard
 
     def owns(self, chunk: int) -> bool:
@@ -127,14 +125,18 @@ class DatasetFolder:
                 raise DatasetError(
                     f"{self.folder} holds a dataset built with other settings "
                     f"({describe_difference(manifest['settings'], _normalised(settings))}). "
-                    "Use another --out folder, or the same settings to resume."
+                    "Use another {out} folder, or the same settings to resume.",
+                    parameters=("out",),
                 )
             return manifest
         if self.folder.exists() and not self.folder.is_dir():
-            raise DatasetError(f"{self.folder} is a file, not a folder; choose a new --out folder.")
+            raise DatasetError(
+                f"{self.folder} is a file, not a folder; choose a new {{out}} folder.", parameters=("out",)
+            )
         if self.folder.exists() and any(self.folder.iterdir()):
             raise DatasetError(
-                f"{self.folder} is not empty and is not a dataset; choose an empty or new --out folder."
+                f"{self.folder} is not empty and is not a dataset; choose an empty or new {{out}} folder.",
+                parameters=("out",),
             )
         return None
 

@@ -18,7 +18,7 @@ expressiveness) are skipped with a note; every other figure comes from the mappe
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,10 +40,7 @@ from .report import render_corner_gallery, render_coverage_heatmaps, render_gall
 
 SWEEP_SIZES = (2, 5, 10, 15)
 Say = Callable[[str], None]
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 def evaluate_mapper(
@@ -56,9 +53,14 @@ def evaluate_mapper(
     pictures: bool = True,
     semantic: bool = True,
     model_dir: str | None = None,
-    say: Say = _say,
+    say: Say | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the mapper at ``mapper_path``; write figures, pictures and ``report.md`` into ``out``."""
+    """Evaluate the mapper at ``mapper_path``; write figures, pictures and ``report.md`` into ``out``.
+
+    ``say`` hears what is being computed, step by step (the command line prints it); without it, it is
+    logged.
+    """
+    say = say or log.info
     from ..atomic import ensure_writable_folder
 
     mapper = load_mapper(mapper_path)
@@ -97,7 +99,7 @@ def evaluate_mapper(
         how = f" (remake its samples with '{rebuild}')" if rebuild else ""
         figures["notes"] = [
             "no dataset: the Table-1 sweep, held-out errors and expressiveness need one; "
-            f"pass --dataset DIR{how}"
+            f"pass the dataset DIR{how}"  # a report's note: no front end's spelling of the option
         ]
     kinds = {d.kind for d in mapper.descriptors}
     if "metric" in kinds:
@@ -140,7 +142,8 @@ def coverage_sweep(
     theta: float,
 ) -> list[dict[str, Any]]:
     """Coverage and overlap of mappers with the best d descriptors, for the paper's d and the chosen one."""
-    from ..mapper.train import TrainingSettings, train_from_dataset
+    from ..mapper.from_dataset import train_from_dataset
+    from ..mapper.settings import TrainingSettings
 
     ranking = _candidate_ranking(mapper, folder, data)
     chosen = len(mapper.descriptors)
@@ -164,7 +167,7 @@ def held_out_errors(
     model: LinearMorphableModel, mapper: Mapper, folder: Path, data: dict[str, np.ndarray], rows: np.ndarray
 ) -> dict[str, float]:
     """Mapper applied to the validation rows' own descriptor values, against their true coefficients."""
-    from ..mapper.train import dataset_columns
+    from ..mapper.columns import dataset_columns
 
     columns = dataset_columns(folder, mapper.descriptor_names, [d.kind for d in mapper.descriptors], data)
     truth = columns.coefficients[rows]
@@ -201,7 +204,8 @@ def _candidate_ranking(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]
 
 
 def _validation_rows(mapper: Mapper, count: int) -> np.ndarray:
-    from ..mapper.train import TrainingSettings, split_rows
+    from ..mapper.settings import TrainingSettings
+    from ..mapper.train import split_rows
 
     training = TrainingSettings.from_json(mapper.metadata.get("training", {}))
     _, validation = split_rows(count, training.validation_fraction, training.seed)
@@ -221,7 +225,9 @@ def _recorded_dataset(mapper: Mapper, mapper_path: Path) -> Path | None:
         folder = mapper_path.parent / folder
     if not (folder / "manifest.json").is_file():
         raise SemantifyError(
-            f"The dataset {mapper_path} was trained on ({folder}) is not there any more; pass --dataset DIR."
+            f"The dataset {mapper_path} was trained on ({folder}) is not there any more; "
+            "pass {dataset} DIR.",
+            parameters=("dataset",),
         )
     return folder
 

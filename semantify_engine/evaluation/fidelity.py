@@ -122,3 +122,39 @@ def metric_fidelity(
     :class:`~semantify_engine.scoring.metrics.MetricScorer` the dataset was measured with); descriptors whose
     name it does not measure are skipped."""
     return descriptor_fidelity(model, mapper, DescriptorReader(model, scorer), steps, kinds=("metric",))
+
+
+def slider_fidelity(
+    model: LinearMorphableModel, mapper: SliderMapper, steps: int = 21
+) -> dict[str, dict[str, Any]]:
+    """:func:`descriptor_fidelity` of every measured slider, read as training reads them: measurements with
+    the model's own tape (built only when the mapper has measurement sliders), attributes with its
+    regressor."""
+    from ..scoring.metrics import MetricScorer
+
+    metric = any(getattr(d, "kind", "metric") == "metric" for d in mapper.descriptors)
+    scorer = MetricScorer.for_model(model) if metric else None
+    return descriptor_fidelity(model, mapper, DescriptorReader(model, scorer), steps)
+
+
+def metric_slider_errors(
+    mapper: SliderMapper, model: LinearMorphableModel, steps: int = 21
+) -> dict[str, Any]:
+    """How well each measured slider hits its own value, and what it reaches: the figures that say a height
+    slider means metres and an age slider years.
+
+    The sweep of :func:`slider_fidelity` (each measurement or attribute slider over its range, the others
+    at their defaults), kept to the headline numbers a trained mapper stores (its figures'
+    ``metric_slider_errors``, read by ``semantify mapper info`` and the sidebar).
+    """
+    keys = (
+        "kind",
+        "unit",
+        "mean_abs_error",
+        "max_abs_error",
+        "mean_abs_error_achieved",
+        "achieved_range",
+        "max_cross_talk",
+    )
+    fidelity = slider_fidelity(model, mapper, steps)
+    return {name: {key: row[key] for key in keys} | {"steps": steps} for name, row in fidelity.items()}

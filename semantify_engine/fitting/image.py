@@ -36,7 +36,6 @@ from .result import FitError, FitResult, clamp_to_ranges, mapper_summary, slider
 
 if TYPE_CHECKING:
     from ..mapper.mapper import Mapper
-    from ..scoring.clip import ClipScorer
 
 MIN_SIDE = 16
 """Fewer pixels than this on a side is an icon, not a photo: CLIP would see a blur of upscaled blocks."""
@@ -175,23 +174,38 @@ def photo_from_array(pixels: np.ndarray, source: str = "array") -> Photo:
 
 
 # ------------------------------------------------------------------------------------------- fitting
+def word_columns(
+    mapper: Mapper,
+    *,
+    mapper_name: str = "This mapper",
+    instead: str = "Use 'semantify fit measure', or a mapper with word descriptors.",
+) -> list[int]:
+    """The columns of ``mapper``'s word sliders, the only ones a photo can set; refused when it has none.
+
+    ``mapper_name`` names the mapper in the message and ``instead`` says what this front end offers in
+    place of a photo fit."""
+    columns = [i for i, d in enumerate(mapper.descriptors) if d.kind == "word"]
+    if not columns:
+        kinds = (
+            "measurement and attribute"
+            if any(d.kind == "attribute" for d in mapper.descriptors)
+            else "measurement"
+        )
+        raise FitError(
+            f"{mapper_name} has only {kinds} sliders ({', '.join(mapper.descriptor_names)}); a photo gives "
+            f"CLIP word scores, not measurements. {instead}"
+        )
+    return columns
+
+
 class ImageFitter:
     """One mapper's photo fit, with its CLIP and its words' text embeddings loaded once (warm fits)."""
 
     def __init__(self, mapper: Mapper, device: str | None = None) -> None:
+        from ..mapper.provenance import recorded_clip
+
         self.mapper = mapper
-        self.word_columns = [i for i, d in enumerate(mapper.descriptors) if d.kind == "word"]
-        if not self.word_columns:
-            kinds = (
-                "measurement and attribute"
-                if any(d.kind == "attribute" for d in mapper.descriptors)
-                else "measurement"
-            )
-            raise FitError(
-                f"This mapper has only {kinds} sliders ("
-                f"{', '.join(mapper.descriptor_names)}); a photo gives CLIP word scores, not measurements. "
-                "Use 'semantify fit measure', or a mapper with word descriptors."
-            )
+        self.word_columns = word_columns(mapper)
         clip = mapper.metadata.get("scorers", {}).get("clip")
         if not clip or not clip.get("model") or not clip.get("template"):
             raise FitError(
@@ -199,7 +213,7 @@ class ImageFitter:
                 "photo cannot be scored like its renders. Retrain it with 'semantify mapper train'."
             )
         self.template = str(clip["template"])
-        self.scorer = _scorer_for(clip, device)
+        self.scorer = recorded_clip(clip, device)
         words = [mapper.descriptors[i].name for i in self.word_columns]
         from ..scoring.clip import prompts
 
@@ -305,18 +319,6 @@ def render_background(mapper: Mapper) -> tuple[float, float, float]:
     if not isinstance(colour, list | tuple) or len(colour) < 3:
         return BLACK
     return (float(colour[0]), float(colour[1]), float(colour[2]))
-
-
-def _scorer_for(clip: dict[str, Any], device: str | None) -> ClipScorer:
-    """The CLIP the mapper's words were scored with; only where it runs is chosen locally."""
-    from ..scoring.clip import ClipSpec, get_scorer
-
-    spec = ClipSpec(
-        model=str(clip["model"]),
-        pretrained=clip.get("pretrained"),
-        device=device or ClipSpec.from_env().device,
-    )
-    return get_scorer(spec)
 
 
 def _crop_note(square: Crop) -> str:

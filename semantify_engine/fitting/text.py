@@ -53,14 +53,14 @@ class TextFitter:
         self, mapper: Mapper, dataset: str | os.PathLike[str] | None = None, device: str | None = None
     ) -> None:
         self.mapper = mapper
-        self.folder = dataset_folder(mapper, dataset)
-        store = DatasetFolder(self.folder)
-        settings = _checked_settings(mapper, store)
+        self.folder, settings = _checked_dataset(mapper, dataset)
         self.clip = settings["clip"]
-        data = store.load()
+        data = DatasetFolder(self.folder).load()
         if "embeddings" not in data:
             raise FitError(f"Dataset {self.folder} holds no CLIP image embeddings; rebuild it with CLIP.")
-        self.scorer = _scorer(self.clip, device)
+        from ..mapper.provenance import recorded_clip
+
+        self.scorer = recorded_clip(self.clip, device)
         self.embeddings = _unit(data["embeddings"].astype(np.float32))  # (N, V, D)
         if self.embeddings.shape[-1] != self.scorer.embed_dim:
             raise FitError(
@@ -247,57 +247,24 @@ def neutral_prompt(template: str) -> str:
     return " ".join(words)
 
 
-def dataset_folder(mapper: Mapper, dataset: str | os.PathLike[str] | None) -> Path:
-    """The dataset to rank: the one given, else the one the mapper was trained from."""
-    if dataset is not None:
-        return Path(dataset)
-    recorded = mapper.metadata.get("dataset", {}).get("folder")
-    if not recorded:
-        raise FitError("The mapper does not record its dataset; name one with --dataset DIR.")
-    folder = Path(recorded)
-    if not (folder / "manifest.json").is_file():
-        raise FitError(
-            f"The mapper was trained from the dataset {folder}, which is no longer there; name the dataset's "
-            "current folder with --dataset DIR."
-        )
-    return folder
+def _checked_dataset(mapper: Mapper, dataset: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Any]]:
+    """The dataset to rank (the one given, else the mapper's own) and its settings, once it is known to be
+    of the mapper's model and scored with its CLIP (:mod:`..mapper.provenance`'s rules)."""
+    from ..mapper.mapper import MapperError
+    from ..mapper.provenance import checked_dataset_settings, trained_dataset
 
-
-def _checked_settings(mapper: Mapper, store: DatasetFolder) -> dict[str, Any]:
-    """The dataset's settings, once it is known to be of the mapper's model and scored with its CLIP."""
     try:
-        settings = store.read_manifest()["settings"]
-    except DatasetError as error:
+        store = DatasetFolder(trained_dataset(mapper, dataset))
+        return store.folder, checked_dataset_settings(mapper, store, "to rank against a prompt")
+    except (DatasetError, MapperError) as error:
         raise FitError(str(error)) from error
-    recorded, model = mapper.model_info, settings.get("model", {})
-    if (model.get("name"), model.get("checksum")) != (recorded.get("name"), recorded.get("checksum")):
-        raise FitError(
-            f"Dataset {store.folder} was built for model '{model.get('name')}' (checksum "
-            f"{model.get('checksum')}), but the mapper is for '{recorded.get('name')}' (checksum "
-            f"{recorded.get('checksum')}). Use a dataset of the mapper's model."
-        )
-    clip = settings.get("clip")
-    if not clip:
-        raise FitError(
-            f"Dataset {store.folder} was built without CLIP (--scorer metric): it has no render embeddings "
-            "to rank against a prompt. Use a dataset built with --scorer clip or both (--dataset DIR)."
-        )
-    used = mapper.metadata.get("scorers", {}).get("clip")
-    for key in ("model", "pretrained", "template"):
-        if used is not None and used.get(key) != clip.get(key):
-            raise FitError(
-                f"The mapper's words were scored with CLIP {key} {used.get(key)!r} but dataset "
-                f"{store.folder} with {clip.get(key)!r}; slider values from it would mean something else. "
-                "Use the mapper's own dataset."
-            )
-    return settings
 
 
 def _descriptor_values(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]) -> np.ndarray:
     """Every sample's value of every mapper descriptor ``(N, d)``: stored scores and measurements, and
     words added later scored now from the cached embeddings (as add-word and training do)."""
+    from ..mapper.columns import dataset_columns
     from ..mapper.mapper import MapperError
-    from ..mapper.train import dataset_columns
 
     kinds = [d.kind for d in mapper.descriptors]
     try:
@@ -305,17 +272,6 @@ def _descriptor_values(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]
     except MapperError as error:
         raise FitError(f"The dataset cannot give this mapper's slider values: {error}") from error
     return columns.values
-
-
-def _scorer(clip: dict[str, Any], device: str | None) -> Any:
-    from ..scoring.clip import ClipSpec, get_scorer
-
-    spec = ClipSpec(
-        model=str(clip["model"]),
-        pretrained=clip.get("pretrained"),
-        device=device or ClipSpec.from_env().device,
-    )
-    return get_scorer(spec)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -20,8 +20,11 @@ from typing import Any
 import numpy as np
 
 from ..dataset.store import DatasetFolder
+from .from_dataset import train_from_dataset
 from .mapper import Mapper, MapperError, load_mapper, save_mapper
-from .train import Progress, TrainingSettings, dataset_identity, train_from_dataset
+from .provenance import checked_dataset_settings, dataset_identity, trained_dataset
+from .settings import TrainingSettings
+from .train import Progress
 
 MAX_WORD_LENGTH = 60
 """Longer text is a sentence, not a descriptor, and with the prompt template it would approach CLIP's
@@ -46,10 +49,8 @@ def add_word(
     mapper = load_mapper(mapper_path)
     word = clean_word(word, mapper)
     explicit = dataset_folder is not None
-    folder = _dataset_folder(mapper, mapper_path, dataset_folder)
-    store = DatasetFolder(folder)
-    settings = store.read_manifest()["settings"]
-    _check_dataset(mapper, store, settings)
+    store = DatasetFolder(trained_dataset(mapper, dataset_folder, mapper_name=str(mapper_path)))
+    checked_dataset_settings(mapper, store, "to score a new word with")
     data = store.load()
     if not explicit:
         _check_unchanged(mapper, store.folder, data)
@@ -95,58 +96,6 @@ def clean_word(word: str, mapper: Mapper | None = None) -> str:
             f"The mapper already has the descriptor '{text}' ({', '.join(mapper.descriptor_names)})."
         )
     return text
-
-
-def _dataset_folder(mapper: Mapper, mapper_path: Path, dataset_folder: str | os.PathLike[str] | None) -> Path:
-    if dataset_folder is not None:
-        return Path(dataset_folder)
-    recorded = mapper.metadata.get("dataset", {}).get("folder")
-    rebuild = mapper.metadata.get("dataset", {}).get("rebuild")
-    if not recorded and rebuild:  # a mapper shipped with semantify: its dataset does not ship
-        raise MapperError(
-            f"{mapper_path} ships with semantify without its dataset. Make a dataset of the same samples "
-            f"with CLIP scores ({rebuild}), then name it with --dataset DIR."
-        )
-    if not recorded:
-        raise MapperError(
-            f"{mapper_path} does not record the dataset it was trained from; name it with --dataset DIR."
-        )
-    folder = Path(recorded)
-    if not (folder / "manifest.json").is_file():
-        raise MapperError(
-            f"{mapper_path} was trained from the dataset {folder}, which is no longer there; name the "
-            "dataset's current folder with --dataset DIR."
-        )
-    return folder
-
-
-def _check_dataset(mapper: Mapper, store: DatasetFolder, settings: dict[str, Any]) -> None:
-    """Same model, and for word descriptors the same CLIP model, weights and template."""
-    recorded = mapper.model_info
-    dataset_model = settings.get("model", {})
-    if dataset_model.get("checksum") != recorded.get("checksum"):
-        raise MapperError(
-            f"Dataset {store.folder} was built for model '{dataset_model.get('name')}' "
-            f"({dataset_model.get('vertex_count')} vertices, checksum {dataset_model.get('checksum')}), but "
-            f"the mapper is for '{recorded.get('name')}' ({recorded.get('vertex_count')} vertices, checksum "
-            f"{recorded.get('checksum')}). Use a dataset of the mapper's model."
-        )
-    clip = settings.get("clip")
-    if not clip:
-        raise MapperError(
-            f"Dataset {store.folder} was built without CLIP (--scorer metric), so it has no image embeddings "
-            "to score a new word with. Use a dataset built with --scorer clip or both (--dataset DIR)."
-        )
-    used = mapper.metadata.get("scorers", {}).get("clip")
-    if used is None:
-        return
-    for key in ("model", "pretrained", "template"):
-        if used.get(key) != clip.get(key):
-            raise MapperError(
-                f"The mapper's words were scored with CLIP {key} {used.get(key)!r}, dataset {store.folder} "
-                f"with {clip.get(key)!r}; a new word must be scored like the others. Use the mapper's "
-                "dataset."
-            )
 
 
 def _check_unchanged(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]) -> None:

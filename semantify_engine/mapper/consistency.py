@@ -1,4 +1,4 @@
-"""Measurement consistency: teach the mapper what a metric slider means where the data is thin.
+"""Measurement consistency: teach the mapper what a measured slider means where the data is thin.
 
 A mapper trained on data alone learns the average body *of the data* for each slider vector. Where
 measurements move together in the model's shape space (on the bundled body, waist and hip girths correlate
@@ -51,8 +51,9 @@ from ..models.bank import quadratic_features
 if TYPE_CHECKING:
     import torch
 
-Measure = Callable[[np.ndarray], np.ndarray]
-"""``measure(coefficients (N, n)) → (N, m)``: the metric descriptors' real values, in their own units."""
+MeasuredReader = Callable[[np.ndarray], np.ndarray]
+"""``read_measured(coefficients (N, n)) → (N, m)``: the measured descriptors' real values (measurements by
+the tape, attributes by the model's regressor), in their own units."""
 
 RIDGE = 1e-3
 """Ridge penalty per row on the quadratic features: keeps the solve well conditioned when the data hardly
@@ -71,7 +72,7 @@ OWN_WEIGHT = 0.25
 """At a sweep anchor, the weight of the moved slider's own residual (the others' weigh 1). Where a request
 cannot be met (the bundled body's waist at its 98th percentile with the hips at their median) this says:
 hold the other measurements, come as close as you can on your own. Measured on the bundled body and the
-face (``semantify_engine/mapper/train.py``'s table has the full run): with uniform anchors only,
+face (``benchmarks/bench_mapper.py`` has the full run): with uniform anchors only,
 waist→hips cross-talk was 6.4–10.1 % over 8 runs and mouth→jaw 15.5 % (a face dataset of the first 10
 blendshapes); with sweeps at weight 0.5, 7.0–7.7 % and 10.9 %; at 0.25, 3.9–5.6 % over 4 runs and 7.8 %,
 for a waist slider that stops ~9 cm short of its top (mean error 11–15 mm over its range, goal ≤ 20)."""
@@ -187,7 +188,8 @@ class SurrogateFit:
 
 # --------------------------------------------------------------------------------------- training term
 class Normalisation(Protocol):
-    """The mapper's z-scoring, to speak to ``measure`` (real units) from the normalised training space."""
+    """The mapper's z-scoring, to speak to ``read_measured`` (real units) from the normalised training
+    space."""
 
     input_mean: np.ndarray
     input_std: np.ndarray
@@ -198,22 +200,22 @@ class Normalisation(Protocol):
 class ConsistencyTerm:
     """The consistency loss of one training run (see the module docstring for why it looks like this).
 
-    ``coefficients`` / ``measurements`` are the training rows (normalised coefficients and the metric
-    descriptors' normalised values), ``metric_columns`` which descriptors are measured, ``column_groups`` (d,)
-    each descriptor's kind (a sweep holds the measured descriptors of its own kind), ``slider_low`` /
-    ``slider_high`` (d,) the normalised slider box, ``coefficient_bounds`` (n, 2) the model's hard bounds in
-    normalised units when it has them (blendshape weights in [0, 1]).
+    ``coefficients`` / ``measurements`` are the training rows (normalised coefficients and the measured
+    descriptors' normalised values), ``measured_columns`` which descriptors are measured,
+    ``column_groups`` (d,) each descriptor's kind (a sweep holds the measured descriptors of its own kind),
+    ``slider_low`` / ``slider_high`` (d,) the normalised slider box, ``coefficient_bounds`` (n, 2) the
+    model's hard bounds in normalised units when it has them (blendshape weights in [0, 1]).
     """
 
     def __init__(
         self,
         coefficients: np.ndarray,
         measurements: np.ndarray,
-        metric_columns: np.ndarray,
+        measured_columns: np.ndarray,
         slider_low: np.ndarray,
         slider_high: np.ndarray,
         slider_default: np.ndarray,
-        measure: Measure,
+        read_measured: MeasuredReader,
         units: Normalisation,
         weight: float,
         seed: int,
@@ -223,13 +225,13 @@ class ConsistencyTerm:
         import torch
 
         self.fit = SurrogateFit(coefficients, measurements)
-        self.metric_columns = np.asarray(metric_columns, np.int64)
+        self.measured_columns = np.asarray(measured_columns, np.int64)
         groups = np.zeros(len(slider_low), np.int64) if column_groups is None else column_groups
         self.column_groups = np.asarray(groups, np.int64)
         self.slider_low = np.asarray(slider_low, np.float32)
         self.slider_high = np.asarray(slider_high, np.float32)
         self.slider_default = np.asarray(slider_default, np.float32)
-        self.real_measure = measure
+        self.read_measured = read_measured
         self.units = units
         self.weight = float(weight)
         self.rng = np.random.default_rng(seed + 1)
@@ -243,7 +245,7 @@ class ConsistencyTerm:
         self._refit()
         anchors, weights = self._draw_anchors()
         self.anchors, self.residual_weights = torch.from_numpy(anchors), torch.from_numpy(weights)
-        self.offsets = torch.zeros((ANCHORS, len(self.metric_columns)))
+        self.offsets = torch.zeros((ANCHORS, len(self.measured_columns)))
 
     def batch(self, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` anchor rows drawn at random, and their normalised slider vectors."""
@@ -256,7 +258,7 @@ class ConsistencyTerm:
         """Weighted mismatch + range penalty of the network's answers ``coefficients`` at anchors ``rows``."""
         import torch
 
-        requested = self.anchors[rows][:, self.metric_columns]
+        requested = self.anchors[rows][:, self.measured_columns]
         measured = self.surrogate_module(self._clamped(coefficients)) + self.offsets[rows]
         mismatch = torch.mean(self.residual_weights[rows] * (measured - requested) ** 2)
         below = torch.relu(self.coefficient_low - coefficients)
@@ -276,8 +278,8 @@ class ConsistencyTerm:
             network.eval()
             answers = self._clamped(network(torch.from_numpy(anchors))).numpy().astype(np.float64)
             network.train()
-        units, columns = self.units, self.metric_columns
-        real = self.real_measure(answers * units.output_std + units.output_mean)
+        units, columns = self.units, self.measured_columns
+        real = self.read_measured(answers * units.output_std + units.output_mean)
         measured = (real - units.input_mean[columns]) / units.input_std[columns]
         error = float(np.abs(self.surrogate.predict(answers) - measured).mean())
         self.fit.add(answers, measured)
@@ -296,20 +298,20 @@ class ConsistencyTerm:
         return torch.clamp(coefficients, *self.hard_bounds)
 
     def _draw_anchors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Anchors (ANCHORS, d) and the weight of each metric residual at them (ANCHORS, m)."""
+        """Anchors (ANCHORS, d) and the weight of each measured residual at them (ANCHORS, m)."""
         count, width = ANCHORS, len(self.slider_low)
         anchors = self.slider_low + self.rng.random((count, width), dtype=np.float32) * (
             self.slider_high - self.slider_low
         )
-        weights = np.ones((count, len(self.metric_columns)), np.float32)
+        weights = np.ones((count, len(self.measured_columns)), np.float32)
         sweeps = np.flatnonzero(self.rng.random(count) < SWEEP_FRACTION)
         moved = self.rng.integers(0, width, len(sweeps))
         kept = np.ones((len(sweeps), width), bool)
         kept[np.arange(len(sweeps)), moved] = False
         anchors[sweeps] = np.where(kept, self.slider_default, anchors[sweeps])
-        own = self.metric_columns[None, :] == moved[:, None]
-        other_kind = self.column_groups[self.metric_columns][None, :] != self.column_groups[moved][:, None]
-        moved_is_measured = np.isin(moved, self.metric_columns)[:, None]
+        own = self.measured_columns[None, :] == moved[:, None]
+        other_kind = self.column_groups[self.measured_columns][None, :] != self.column_groups[moved][:, None]
+        moved_is_measured = np.isin(moved, self.measured_columns)[:, None]
         weights[sweeps] = np.where(own, OWN_WEIGHT, np.where(other_kind & moved_is_measured, 0.0, 1.0))
         return anchors.astype(np.float32), weights
 

@@ -13,29 +13,16 @@ Like ``smplx.create``, one entry point serves the whole family.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelFileError
+from .entry import MODEL_DIR_VARIABLE, ModelEntry
 from .linear import LinearMorphableModel
 from .modelfile import load_model, read_header
+from .user_models import USER_MODEL_NAMES, list_user_models, load_user_model
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
-MODEL_DIR_VARIABLE = "SEMANTIFY_MODEL_DIR"
 DEFAULT_MODEL = "anny-body"
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One line of ``semantify models``: enough to choose a model without loading its basis."""
-
-    name: str
-    vertex_count: int | None
-    component_count: int | None
-    licence: str
-    source: str
-    location: str  # file path, or what is missing
-    available: bool
 
 
 def user_model_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -66,8 +53,6 @@ def list_models(model_dir: str | os.PathLike[str] | None = None) -> list[ModelEn
                 available=True,
             )
         )
-    from .user_models import list_user_models
-
     entries.extend(list_user_models(user_model_dir(model_dir)))
     return entries
 
@@ -83,8 +68,6 @@ def load(
     candidate = Path(text).expanduser()
     if candidate.suffix == ".npz" or candidate.exists():
         return load_model(candidate)
-    from .user_models import USER_MODEL_NAMES, load_user_model
-
     if text in USER_MODEL_NAMES:
         return load_user_model(text, user_model_dir(model_dir))
     known = ", ".join([*bundled, *USER_MODEL_NAMES])

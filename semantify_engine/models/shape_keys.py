@@ -75,6 +75,17 @@ def model_from_shape_keys(
     )
 
 
+def check_unchanged(model: LinearMorphableModel, recorded_checksum: str, owner: str, taken_by: str) -> None:
+    """Refuse ``model``, made again from ``owner``'s shape keys, when it is no longer the model that
+    ``taken_by`` (the step that first took the keys as a model) recorded: the owner's mapper, its sliders
+    and every file made for it belong to that model."""
+    if model.checksum() != recorded_checksum:
+        raise ModelFileError(
+            f"The shape keys of '{owner}' changed since {taken_by} (model checksum {model.checksum()}, "
+            f"recorded {recorded_checksum}). Run {taken_by} again."
+        )
+
+
 def triangulate(faces: Any) -> np.ndarray:
     """``(F, 3)`` triangles from triangles or polygons: each n-gon becomes a fan of n - 2 triangles.
 

@@ -47,7 +47,10 @@ def render_contact_sheet(
 ) -> np.ndarray:
     """An RGB uint8 sheet: one labelled row per component, low / 0 / high for every view."""
     if components < 1:
-        raise RenderError(f"A contact sheet shows at least one component; got --components {components}.")
+        raise RenderError(
+            f"A contact sheet shows at least one component; got {{components}} {components}.",
+            parameters=("components",),
+        )
     components = min(components, model.component_count)
     coefficients = contact_sheet_coefficients(model, components, sigmas)
     with BlenderRenderer(model, views, settings, sigmas=max(sigmas, 3.0), framing_components=components) as r:

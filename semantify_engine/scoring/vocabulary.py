@@ -50,7 +50,9 @@ def vocabulary_for(kind: str) -> tuple[str, ...]:
     try:
         return VOCABULARIES[kind]
     except KeyError as error:
-        raise SemantifyError(f"No default vocabulary for model kind '{kind}'; pass --words.") from error
+        raise SemantifyError(
+            f"No default vocabulary for model kind '{kind}'; pass {{words}}.", parameters=("words",)
+        ) from error
 
 
 def parse_words(text: str) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 
 The Blender add-on's preferences show whether the configured weights are present and offer *Download*;
 ``semantify clip status | download | check`` do the same from a shell. Weights are found exactly the
-way :mod:`.clip` loads them (open_clip's tags and ``hf-hub:`` ids through Hugging Face's cache, plain
+way :mod:`.clip_loading` loads them (open_clip's tags and ``hf-hub:`` ids through Hugging Face's cache, plain
 URLs through open_clip's, local files as they are), so "present" here means "loads offline there".
 
 A download never leaves a half-written file in the cache: it goes into a staging folder *inside* the
@@ -26,22 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ClipError, ClipWeightsError
-from .clip import (
-    HF_HUB_SCHEMA,
-    LOCAL_DIR_SCHEMA,
-    ClipSpec,
+from .clip_cache import _hub_remote, _Remote, _tag_remote
+from .clip_loading import (
     _build,
-    _cached_hf_file,
     _clean_model_name,
-    _hf_cache_dir,
-    _hf_weight_candidates,
-    _hub_host,
+    _first_line,
     _plan_load,
     _plan_local_file,
-    _require_download_possible,
     _require_known_architecture,
-    _url_cache_dir,
+    _unknown_tag,
 )
+from .clip_network import _require_download_possible
+from .clip_spec import HF_HUB_SCHEMA, LOCAL_DIR_CONFIG, ClipSpec
 
 STAGING_PREFIX = ".semantify-download-"
 Progress = Callable[[int, int | None], None]
@@ -83,66 +79,20 @@ class WeightsStatus:
         return f"CLIP {what}: not downloaded yet (from {self.source} into {self.location})"
 
 
-@dataclass(frozen=True)
-class _Remote:
-    """What a download fetches: files of a hub repository (each group: alternatives, first found wins)."""
-
-    host: str
-    cache_dir: str
-    hub_repo: str = ""
-    hub_files: tuple[tuple[str, ...], ...] = ()
-    url: str = ""
-
-    def describe(self) -> str:
-        if self.url:
-            return self.url
-        return f"{HF_HUB_SCHEMA}{self.hub_repo} ({', '.join(group[-1] for group in self.hub_files)})"
-
-    def cached(self) -> str | None:
-        """The weights file when every group has a file in the cache, else None."""
-        if self.url:
-            target = os.path.join(self.cache_dir, os.path.basename(self.url))
-            return target if os.path.isfile(target) else None
-        found = [_cached_hf_file(self.hub_repo, group, self.cache_dir) for group in self.hub_files]
-        return found[-1] if all(found) else None
-
-
 # ----------------------------------------------------------------------------------------- status
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 def _remote(spec: ClipSpec) -> _Remote:
     """Where the weights of a tag or ``hf-hub:`` spec come from (:class:`ClipError` for unknown ones)."""
-    from open_clip.constants import HF_CONFIG_NAME
-    from open_clip.pretrained import get_pretrained_cfg, has_hf_hub
+    from open_clip.pretrained import get_pretrained_cfg
 
-    hub_id = next(
-        (text for text in (spec.pretrained, spec.model) if text and text.startswith(HF_HUB_SCHEMA)), ""
-    )
+    hub_id = spec.hub_id
     if hub_id:  # an open_clip model on the hub: its config and its weights
-        repo = hub_id[len(HF_HUB_SCHEMA) :]
-        files = ((HF_CONFIG_NAME,), tuple(_hf_weight_candidates("")))
-        return _Remote(_hub_host(), _hf_cache_dir(spec.cache_dir), hub_repo=repo, hub_files=files)
+        return _hub_remote(hub_id, spec.cache_dir)
     model_name = _clean_model_name(spec.model)
     _require_known_architecture(model_name, None)
     cfg = get_pretrained_cfg(model_name, spec.pretrained or "")
     if not cfg:
-        import open_clip
-
-        tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
-        raise ClipWeightsError(
-            f"pretrained={spec.pretrained!r} is neither a weights file nor a tag open_clip knows for "
-            f"'{model_name}' (known tags: {tags})."
-        )
-    if cfg.get("hf_hub") and has_hf_hub():
-        repo, filename = os.path.split(cfg["hf_hub"])
-        files = (tuple(_hf_weight_candidates(filename)),)
-        return _Remote(_hub_host(), _hf_cache_dir(spec.cache_dir), hub_repo=repo, hub_files=files)
-    url = cfg.get("url", "")
-    import urllib.parse
-
-    return _Remote(urllib.parse.urlsplit(url).hostname or "", _url_cache_dir(spec.cache_dir), url=url)
+        raise _unknown_tag(model_name, spec.pretrained)
+    return _tag_remote(cfg, spec.cache_dir)
 
 
 def weights_status(spec: ClipSpec) -> WeightsStatus:
@@ -162,10 +112,10 @@ def weights_status(spec: ClipSpec) -> WeightsStatus:
                 **base, kind="file", present=False, location=str(weights), problem=_first_line(error)
             )
         return WeightsStatus(**base, kind="file", present=True, location=str(weights))
-    if spec.model.startswith(LOCAL_DIR_SCHEMA):
-        folder = Path(spec.model[len(LOCAL_DIR_SCHEMA) :]).expanduser()
-        present = (folder / "open_clip_config.json").is_file()
-        problem = "" if present else f"{folder} holds no open_clip_config.json"
+    folder = spec.local_dir
+    if folder is not None:
+        present = (folder / LOCAL_DIR_CONFIG).is_file()
+        problem = "" if present else f"{folder} holds no {LOCAL_DIR_CONFIG}"
         return WeightsStatus(**base, kind="local-dir", present=present, location=str(folder), problem=problem)
     kind = "hf-hub" if HF_HUB_SCHEMA in f"{spec.model}{spec.pretrained}" else "tag"
     try:

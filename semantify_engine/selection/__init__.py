@@ -3,7 +3,7 @@
 :class:`DescriptorSelector` is the paper's algorithm (K-means on image embeddings, top-k votes, variance
 ranking, correlation and synonym/antonym filtering) as one scikit-learn estimator, with a fixed count,
 forced descriptors and measured metrics as options. :mod:`.lexicon` is the offline synonym/antonym
-lexicon it uses.
+lexicon it uses; :mod:`.from_dataset` runs it on a dataset folder (``semantify build`` and ``select``).
 
 The estimator needs scikit-learn, an optional dependency (the ``clip`` extra), so it is imported on first
 use: ``import semantify_engine.selection`` and the lexicon stay light enough for the Blender add-on to

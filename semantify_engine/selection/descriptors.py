@@ -67,14 +67,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import silhouette_score
 from sklearn.utils.validation import check_is_fitted
 
-from ..errors import SemantifyError
+from ..errors import DescriptorSelectionError
 from .lexicon import Lexicon, Relation, default_lexicon, normalise
 
 MEDIAN = "median"
-
-
-class DescriptorSelectionError(SemantifyError):
-    """Descriptor selection cannot run on what it was given; the message says what to change."""
 
 
 # -- validated input ----------------------------------------------------------------------------------

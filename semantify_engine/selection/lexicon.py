@@ -36,7 +36,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import SemantifyError
+from ..errors import LexiconError
 from ..scoring.vocabulary import VOCABULARIES
 
 LEXICON_PATH = Path(__file__).resolve().parent.parent / "data" / "lexicon.json"
@@ -44,10 +44,6 @@ LEXICON_FORMAT = "semantify-lexicon"
 LEXICON_FORMAT_VERSION = 1
 
 Relation = Literal["synonym", "antonym"]
-
-
-class LexiconError(SemantifyError):
-    """A lexicon file is unreadable, malformed, or calls two words both synonyms and antonyms."""
 
 
 def normalise(word: str) -> str:
