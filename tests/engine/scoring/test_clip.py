@@ -127,8 +127,31 @@ def test_cached_text_embeddings_match_a_fresh_model(scorer: ClipScorer, tiny_spe
     fresh = ClipScorer.load(tiny_spec)
     assert fresh is not scorer and fresh.texts_encoded == 0
     alone = fresh.encode_texts(["a photo of a thin person"])
-    np.testing.assert_allclose(cached[1], alone[0], atol=1e-5)
+    np.testing.assert_array_equal(cached[1], alone[0])
     assert not np.allclose(cached[0], cached[1], atol=1e-4)
+
+
+WORD_POOL = ("fat", "thin", "tall", "short", "broad shoulders", "muscular", "wide", "curvy", "slim")
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(WORD_POOL), min_size=1, max_size=len(WORD_POOL), unique=True),
+    company=st.lists(st.sampled_from(WORD_POOL), max_size=len(WORD_POOL), unique=True),
+)
+def test_a_words_embedding_does_not_depend_on_the_words_encoded_with_it(
+    tiny_spec: ClipSpec, words: list[str], company: list[str]
+) -> None:
+    """Bit for bit: a dataset's scores must not depend on what the process encoded earlier.
+
+    (A batched forward pass added its sums in a batch-size-dependent order, so a Ray worker's scores
+    differed from a local build's after another build in the same process had cached other words.)
+    """
+    alone = ClipScorer.load(tiny_spec).encode_texts(prompts(words, "a photo of a {} person"))
+    among = ClipScorer.load(tiny_spec)
+    mixed = list(dict.fromkeys([*company, *words]))
+    among.encode_texts(prompts(mixed, "a photo of a {} person"))
+    np.testing.assert_array_equal(among.encode_texts(prompts(words, "a photo of a {} person")), alone)
 
 
 def test_encode_texts_rejects_a_bare_string(scorer: ClipScorer) -> None:
