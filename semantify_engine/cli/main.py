@@ -31,7 +31,7 @@ from . import (
     select_cmd,
 )
 from .arguments import parameter_spellings
-from .progress import error_record_line, machine_readable
+from .progress import error_record_line, listen_for_cancel, machine_readable
 
 COMMAND_MODULES = (
     build_cmd,
@@ -84,6 +84,7 @@ def _refuse_abbreviations(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None, extra_commands: Sequence[ModuleType] = ()) -> int:
     parser = build_parser(extra_commands)
     arguments = parser.parse_args(argv)
+    listen_for_cancel()
     try:
         status = int(arguments.run(arguments) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at the interpreter's exit

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -92,6 +94,21 @@ class _JsonProgress:
 def machine_readable() -> bool:
     """Whether a program follows this one (``SEMANTIFY_PROGRESS=json``): progress and errors as records."""
     return os.environ.get(PROGRESS_VARIABLE, "").lower() == JSON_MODE
+
+
+def listen_for_cancel() -> None:
+    """Let the program following this one cancel it with SIGINT, as :class:`BackgroundJob` does.
+
+    A process started with SIGINT ignored (from a shell's ``&`` or ``nohup``, or a launcher that ignores
+    it) passes that on to its children, and Python keeps an ignored SIGINT ignored: the follower's cancel
+    would then do nothing until its kill, and a kill leaves an atomic write's temporary file behind. A
+    follower only exists under ``SEMANTIFY_PROGRESS=json``; a user's own ``nohup semantify ...`` keeps
+    ignoring Ctrl-C, as asked.
+    """
+    if not machine_readable() or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager
