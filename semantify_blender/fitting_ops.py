@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import bpy
 import numpy as np
@@ -29,7 +29,7 @@ from bpy.props import BoolProperty, StringProperty
 
 from . import jobs, model_objects, polls, sliders
 from .engine import import_engine
-from .fitting_props import display_unit
+from .fitting_props import SEMANTIFY_PG_fit, display_unit
 from .job_process import command, require_modules, slug
 from .job_state import ActiveJob, ResultHandler
 from .operator_base import UNDOABLE, SemantifyOperator
@@ -200,9 +200,7 @@ def text_dataset(mapper: Mapper, dataset: str, label: str) -> str | None:
         import_engine("dataset.store").DatasetFolder(folder).read_manifest()  # a dataset, or said why not
         return str(folder)
     provenance = import_engine("mapper.provenance")
-    provenance.trained_dataset(
-        mapper, mapper_name=f"The mapper {label}", name_it_with="the Fit panel's Dataset"
-    )
+    provenance.trained_dataset(mapper, mapper_name=f"The mapper {label}")
     return None
 
 
@@ -312,6 +310,10 @@ class _FitJobOperator(jobs._BackgroundOperator):
     """A fit in the background: needs loaded sliders; starts at once (no dialog); sets sliders at the end."""
 
     needs = jobs.ON_SLIDERS
+    panel_fields: ClassVar[Mapping[str, tuple[type, str]]] = {
+        "dataset": (SEMANTIFY_PG_fit, "Fit"),
+        "crop": (SEMANTIFY_PG_fit, "Fit"),
+    }
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         return self.execute(context)

@@ -46,6 +46,10 @@ class SemantifyOperator(bpy.types.Operator):
     """Engine parameters this operator passes from a property of another name (``engine`` from
     ``render_engine``); a parameter of the same name as a property needs no entry."""
 
+    panel_fields: ClassVar[Mapping[str, tuple[type, str]]] = {}
+    """Engine parameters this operator takes from a panel's settings rather than its own properties:
+    parameter -> (the settings' PropertyGroup, the panel's name), the field named as the parameter."""
+
     @classmethod
     def poll(cls, context: Any) -> bool:
         for need in cls.needs:
@@ -65,12 +69,16 @@ class SemantifyOperator(bpy.types.Operator):
     @classmethod
     def label_of(cls, parameter: str) -> str | None:
         """An engine parameter as this operator's user knows it: the label of the operator's property that
-        feeds it (``'Samples'``), else of the preference that sets it, else None (the engine's name)."""
+        feeds it (``'Samples'``), else of the panel field it reads (``the Fit panel's 'Dataset'``), else of
+        the preference that sets it, else None (the engine's name)."""
         group, name = cls.bl_idname.split(".")
         fields = getattr(getattr(bpy.ops, group), name).get_rna_type().properties  # the operator's own
         own = fields.get(cls.parameter_properties.get(parameter, parameter))
         if own is not None and own.identifier != "rna_type":
             return f"'{own.name}'"
+        if parameter in cls.panel_fields:
+            settings, panel = cls.panel_fields[parameter]
+            return f"the {panel} panel's '{settings.bl_rna.properties[parameter].name}'"
         return preference_label(parameter)
 
     def message(self, error: SemantifyError) -> str:

@@ -96,6 +96,14 @@ class ClipEngineError(ClipError):
     """A CLIP image engine cannot be used here: not installed, not exportable, or failing its check."""
 
 
+class MapperError(SemantifyError):
+    """A mapper file is missing, damaged or made for another model, or a mapper was given bad values."""
+
+
+class FitError(SemantifyError):
+    """A fit cannot be done as asked (bad photo, empty text, impossible measurement, unsuitable mapper)."""
+
+
 class ExportError(SemantifyError):
     """An export that cannot be done as asked (unknown preset, nothing to export, an unwritable file)."""
 

@@ -245,7 +245,8 @@ class ImageFitter:
             return choose_crop(photo.pixels, kind, method)
         except LookupError as reason:
             raise FitError(
-                f"--crop person: {reason} in {photo.source}. Use --crop auto or centre to fit it anyway."
+                f"{{crop}} person: {reason} in {photo.source}. Use {{crop}} auto or centre to fit it anyway.",
+                parameters=("crop",),
             ) from reason
 
     def _scores(self, pixels: np.ndarray) -> np.ndarray:

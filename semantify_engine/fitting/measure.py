@@ -88,8 +88,9 @@ def _check_request(mapper: Mapper, metric: dict[str, Descriptor], requested: Map
         raise FitError(
             "This mapper has no measurement sliders (its descriptors: "
             f"{', '.join(mapper.descriptor_names)}), so measurements cannot drive it. Use a mapper trained "
-            "on measurements, e.g. 'semantify mapper train DATASET --descriptors height,chest,waist,hips' "
-            "on a dataset built with --scorer metric."
+            "on measurements ({descriptors} height,chest,waist,hips) from a dataset built with {scorer} "
+            "metric.",
+            parameters=("descriptors", "scorer"),
         )
     if not requested:
         raise FitError(f"Give at least one measurement; this mapper takes {_listing(metric.values())}.")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import SemantifyError
+from ..errors import FitError
 from ..models.shape_keys import Y_UP_TO_CANONICAL
 
 if TYPE_CHECKING:
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 FORMAT = "semantify-fit"
 FORMAT_VERSION = 1
 METHODS = ("image", "text", "measure")
-
-
-class FitError(SemantifyError):
-    """A fit cannot be done as asked (bad photo, empty text, impossible measurement, unsuitable mapper)."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ shape is from them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,9 +58,10 @@ class TextFitter:
         self.folder, settings = _checked_dataset(mapper, dataset)
         self.clip = settings["clip"]
         data = DatasetFolder(self.folder).load()
-        if "embeddings" not in data:
-            raise FitError(f"Dataset {self.folder} holds no CLIP image embeddings; rebuild it with CLIP.")
-        from ..mapper.provenance import recorded_clip
+        from ..mapper.provenance import recorded_clip, require_clip_embeddings
+
+        with _as_fit_error():
+            require_clip_embeddings(self.folder, settings, data, "to rank against a prompt")
 
         self.scorer = recorded_clip(self.clip, device)
         self.embeddings = _unit(data["embeddings"].astype(np.float32))  # (N, V, D)
@@ -87,7 +90,8 @@ class TextFitter:
             if np.linalg.norm(text) < 1e-6:
                 raise FitError(
                     f"The prompt '{prompt}' is the neutral prompt itself: it asks for no change from a "
-                    "neutral shape. Describe the shape, or fit without --neutral-difference."
+                    "neutral shape. Describe the shape, or fit without {neutral_difference}.",
+                    parameters=("neutral_difference",),
                 )
             text = text / np.linalg.norm(text)
         samples, views, dim = embeddings.shape
@@ -250,27 +254,33 @@ def neutral_prompt(template: str) -> str:
 def _checked_dataset(mapper: Mapper, dataset: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Any]]:
     """The dataset to rank (the one given, else the mapper's own) and its settings, once it is known to be
     of the mapper's model and scored with its CLIP (:mod:`..mapper.provenance`'s rules)."""
-    from ..mapper.mapper import MapperError
     from ..mapper.provenance import checked_dataset_settings, trained_dataset
 
-    try:
+    with _as_fit_error():
         store = DatasetFolder(trained_dataset(mapper, dataset))
-        return store.folder, checked_dataset_settings(mapper, store, "to rank against a prompt")
+        settings = checked_dataset_settings(mapper, store, "to rank against a prompt")
+    return store.folder, settings
+
+
+@contextlib.contextmanager
+def _as_fit_error(prefix: str = "") -> Iterator[None]:
+    """A dataset's or mapper's refusal, raised again as the fit's, with the parameters it names."""
+    from ..mapper.mapper import MapperError
+
+    try:
+        yield
     except (DatasetError, MapperError) as error:
-        raise FitError(str(error)) from error
+        raise FitError(prefix + error.template, parameters=error.parameters) from error
 
 
 def _descriptor_values(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]) -> np.ndarray:
     """Every sample's value of every mapper descriptor ``(N, d)``: stored scores and measurements, and
     words added later scored now from the cached embeddings (as add-word and training do)."""
     from ..mapper.columns import dataset_columns
-    from ..mapper.mapper import MapperError
 
     kinds = [d.kind for d in mapper.descriptors]
-    try:
+    with _as_fit_error("The dataset cannot give this mapper's slider values: "):
         columns = dataset_columns(folder, mapper.descriptor_names, kinds, data)
-    except MapperError as error:
-        raise FitError(f"The dataset cannot give this mapper's slider values: {error}") from error
     return columns.values
 
 
@@ -282,7 +292,9 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 def _checked_blend(top_k: int, temperature: float, samples: int) -> tuple[int, float]:
     if not isinstance(top_k, int | np.integer) or top_k < 1:
-        raise FitError(f"--top-k must be a whole number ≥ 1, got {top_k!r}.")
+        raise FitError(f"{{top_k}} must be a whole number ≥ 1, got {top_k!r}.", parameters=("top_k",))
     if not (np.isfinite(temperature) and temperature > 0):
-        raise FitError(f"--temperature must be a number > 0, got {temperature!r}.")
+        raise FitError(
+            f"{{temperature}} must be a number > 0, got {temperature!r}.", parameters=("temperature",)
+        )
     return min(int(top_k), samples), float(temperature)

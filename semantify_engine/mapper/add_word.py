@@ -22,7 +22,7 @@ import numpy as np
 from ..dataset.store import DatasetFolder
 from .from_dataset import train_from_dataset
 from .mapper import Mapper, MapperError, load_mapper, save_mapper
-from .provenance import checked_dataset_settings, dataset_identity, trained_dataset
+from .provenance import checked_dataset_settings, dataset_identity, require_clip_embeddings, trained_dataset
 from .settings import TrainingSettings
 from .train import Progress
 
@@ -50,15 +50,11 @@ def add_word(
     word = clean_word(word, mapper)
     explicit = dataset_folder is not None
     store = DatasetFolder(trained_dataset(mapper, dataset_folder, mapper_name=str(mapper_path)))
-    checked_dataset_settings(mapper, store, "to score a new word with")
+    settings = checked_dataset_settings(mapper, store, "to score a new word with")
     data = store.load()
     if not explicit:
         _check_unchanged(mapper, store.folder, data)
-    if "embeddings" not in data:
-        raise MapperError(
-            f"Dataset {store.folder} holds no CLIP embeddings, so '{word}' cannot be scored; rebuild it with "
-            "--scorer clip or both."
-        )
+    require_clip_embeddings(store.folder, settings, data, f"to score '{word}' with")
     added = [*mapper.metadata.get("added_words", []), word]
     new_mapper, figures = train_from_dataset(
         store.folder,
@@ -104,5 +100,6 @@ def _check_unchanged(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]) 
     if recorded is not None and recorded != current:
         raise MapperError(
             f"Dataset {folder} has changed since the mapper was trained (samples checksum {recorded} then, "
-            f"{current} now). To retrain on it as it is now, name it explicitly with --dataset {folder}."
+            f"{current} now). To retrain on it as it is now, name it explicitly with {{dataset}} {folder}.",
+            parameters=("dataset",),
         )

@@ -117,8 +117,11 @@ def _kind_of(
             f"Descriptor kind '{kind}' for '{name}': expected one of {', '.join(DESCRIPTOR_KINDS)}."
         )
     if kind == "metric" and name not in metric_names:
-        known = ", ".join(metric_names) or "none (built without --scorer metric/both)"
-        raise MapperError(f"Dataset {folder} has no measurement '{name}'; its measurements: {known}.")
+        known = ", ".join(metric_names) or "none (built without {scorer} metric or both)"
+        raise MapperError(
+            f"Dataset {folder} has no measurement '{name}'; its measurements: {known}.",
+            parameters=("scorer",) if not metric_names else (),
+        )
     if kind == "attribute" and name not in attribute_names:
         known = ", ".join(attribute_names) or "none (its model has no source bank, or it has no measurements)"
         raise MapperError(f"Dataset {folder} has no attribute '{name}'; its attributes: {known}.")

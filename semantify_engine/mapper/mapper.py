@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import npzfile
-from ..errors import SemantifyError
+from ..errors import MapperError
 
 if TYPE_CHECKING:
     from ..models.linear import LinearMorphableModel
@@ -44,10 +44,6 @@ MEASURED_KINDS = ("metric", "attribute")
 attributes (MakeHuman shape settings, read by the model's attribute regressor)."""
 WORD_UNIT = "cosine"
 NORMALISATION_ARRAYS = ("input_mean", "input_std", "output_mean", "output_std")
-
-
-class MapperError(SemantifyError):
-    """A mapper file is missing, damaged or made for another model, or a mapper was given bad values."""
 
 
 MAPPER_FILE = npzfile.FileKind(

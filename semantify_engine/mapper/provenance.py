@@ -10,6 +10,7 @@ mapper's CLIP. They ask here, so that each answer has one wording and one rule.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +55,12 @@ def trained_dataset(
     given: str | os.PathLike[str] | None = None,
     *,
     mapper_name: str = "The mapper",
-    name_it_with: str = "--dataset DIR",
 ) -> Path:
     """The dataset to use for ``mapper``: ``given`` when there is one, else the one it was trained from.
 
     Refused: a mapper that records no dataset (a shipped one says how to make its samples again) and one
     whose dataset is no longer where it was. ``mapper_name`` names the mapper in the message (its file,
-    where the caller has one); ``name_it_with`` says how this front end names another dataset.
+    where the caller has one); the message names the ``dataset`` parameter, each front end spells it.
     """
     if given is not None:
         return Path(given)
@@ -69,17 +69,20 @@ def trained_dataset(
     if not recorded and rebuild:  # a mapper shipped with semantify: its dataset does not ship
         raise MapperError(
             f"{mapper_name} ships with semantify without its dataset, so it records no dataset to use. Make "
-            f"a dataset of the same samples with CLIP scores ({rebuild}), then name it with {name_it_with}."
+            f"a dataset of the same samples with CLIP scores ({rebuild}), then name it with {{dataset}}.",
+            parameters=("dataset",),
         )
     if not recorded:
         raise MapperError(
-            f"{mapper_name} records no dataset it was trained from; name one with {name_it_with}."
+            f"{mapper_name} records no dataset it was trained from; name one with {{dataset}}.",
+            parameters=("dataset",),
         )
     folder = Path(recorded)
     if not DatasetFolder(folder).exists():
         raise MapperError(
             f"{mapper_name} was trained from the dataset {folder}, which is no longer there; name the "
-            f"dataset's current folder with {name_it_with}."
+            "dataset's current folder with {dataset}.",
+            parameters=("dataset",),
         )
     return folder
 
@@ -99,18 +102,33 @@ def check_dataset_model(folder: Path, settings: dict[str, Any], identity: dict[s
         )
 
 
+def require_clip_embeddings(
+    folder: Path,
+    settings: Mapping[str, Any],
+    data: Mapping[str, np.ndarray] | None,
+    use: str,
+    other_way: str = "",
+) -> None:
+    """Refuse a dataset without CLIP image embeddings: a new word is scored, and a prompt ranked, against
+    its renders' embeddings. ``use`` says what they would be for ("to score a new word with");
+    ``other_way`` adds what else the user can do. ``data`` None: the manifest's settings alone decide."""
+    if settings.get("clip") and (data is None or "embeddings" in data):
+        return
+    raise MapperError(
+        f"Dataset {folder} was built without CLIP ({{scorer}} metric), so it has no image embeddings {use}. "
+        f"Use a dataset built with {{scorer}} clip or both{other_way}.",
+        parameters=("scorer",),
+    )
+
+
 def checked_dataset_settings(mapper: Mapper, store: DatasetFolder, use: str) -> dict[str, Any]:
     """The settings of a dataset that can stand for ``mapper``'s own: built for its model and scored with
     CLIP, with the CLIP model, weights and template of its words (when it has words). ``use`` says what the
     embeddings are for ("to score a new word with"), for the message of a dataset built without CLIP."""
     settings = store.read_manifest()["settings"]
     check_dataset_model(store.folder, settings, mapper.model_info)
-    clip = settings.get("clip")
-    if not clip:
-        raise MapperError(
-            f"Dataset {store.folder} was built without CLIP (--scorer metric), so it has no image embeddings "
-            f"{use}. Use a dataset built with --scorer clip or both (--dataset DIR)."
-        )
+    require_clip_embeddings(store.folder, settings, None, use)
+    clip = settings["clip"]
     used = mapper.metadata.get("scorers", {}).get("clip")
     for key in CLIP_KEYS if used is not None else ():
         if used.get(key) != clip.get(key):

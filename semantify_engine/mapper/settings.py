@@ -57,23 +57,24 @@ class TrainingSettings:
         if not self.hidden or any(not 1 <= width <= MAX_HIDDEN_WIDTH for width in self.hidden):
             widths = ",".join(str(width) for width in self.hidden)
             raise MapperError(
-                f"--hidden widths must be whole numbers from 1 to {MAX_HIDDEN_WIDTH} (the paper's are "
-                f"800,500), got {widths or 'none'}."
+                f"{{hidden}} widths must be whole numbers from 1 to {MAX_HIDDEN_WIDTH} (the paper's are "
+                f"800,500), got {widths or 'none'}.",
+                parameters=("hidden",),
             )
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise MapperError(f"--epochs must be a whole number ≥ 1, got {self.epochs!r}.")
+            raise _bad("epochs", f"a whole number ≥ 1, got {self.epochs!r}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise MapperError(f"--batch-size must be a whole number ≥ 1, got {self.batch_size!r}.")
+            raise _bad("batch_size", f"a whole number ≥ 1, got {self.batch_size!r}")
         if not (np.isfinite(self.lr) and self.lr > 0):
-            raise MapperError(f"--lr must be a number > 0, got {self.lr!r}.")
+            raise _bad("lr", f"a number > 0, got {self.lr!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
-            raise MapperError(f"--validation must be in [0, 1), got {self.validation_fraction!r}.")
+            raise _bad("validation_fraction", f"in [0, 1), got {self.validation_fraction!r}")
         if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise MapperError(f"--seed must be a whole number ≥ 0, got {self.seed!r}.")
+            raise _bad("seed", f"a whole number ≥ 0, got {self.seed!r}")
         if not (isinstance(self.threads, int) and self.threads >= 1):
-            raise MapperError(f"--threads must be a whole number ≥ 1, got {self.threads!r}.")
+            raise _bad("threads", f"a whole number ≥ 1, got {self.threads!r}")
         if not (np.isfinite(self.consistency) and self.consistency >= 0):
-            raise MapperError(f"--consistency must be a number ≥ 0, got {self.consistency!r}.")
+            raise _bad("consistency", f"a number ≥ 0, got {self.consistency!r}")
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "hidden": list(self.hidden)}
@@ -84,3 +85,8 @@ class TrainingSettings:
         default, and the other keys of its training record (architecture, versions, ...) are not settings."""
         known = {field.name: data[field.name] for field in fields(cls) if field.name in data}
         return cls(**{**known, "hidden": tuple(known.get("hidden", DEFAULT_HIDDEN))})
+
+
+def _bad(parameter: str, expected: str) -> MapperError:
+    """``parameter`` must be ``expected``: the message names the parameter, each front end spells it."""
+    return MapperError("{" + parameter + "} must be " + expected + ".", parameters=(parameter,))

@@ -143,8 +143,9 @@ def train_mapper(
         layers = _layers(network)
         if not all(np.isfinite(weights).all() and np.isfinite(bias).all() for weights, bias in layers):
             raise MapperError(
-                f"Training diverged at --lr {settings.lr:g}: the network's weights became NaN or infinite. "
-                f"Train again with a smaller learning rate (the default is {DEFAULT_LR:g})."
+                f"Training diverged at {{lr}} {settings.lr:g}: the network's weights became NaN or infinite. "
+                f"Train again with a smaller learning rate (the default is {DEFAULT_LR:g}).",
+                parameters=("lr",),
             )
         if plausibility is not None and settings.consistency > 0:
             guard, guard_figures = fit_guard(

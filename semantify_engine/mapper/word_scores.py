@@ -27,16 +27,18 @@ def score_words(
     views exactly as :mod:`semantify_engine.dataset.builder` does, so a word scored now equals the same word
     scored during the build.
     """
-    clip = settings.get("clip")
-    if not clip or "embeddings" not in data:
-        raise MapperError(
-            f"Dataset {folder} has no CLIP image embeddings (built with --scorer metric), so the word(s) "
-            f"{', '.join(repr(w) for w in words)} cannot be scored. Use one of its measurements "
-            f"({', '.join((settings.get('metrics') or {}).get('names', [])) or 'none'}) or build a dataset "
-            "with --scorer clip or both."
-        )
     from ..scoring.clip import average_view_scores, prompts
-    from .provenance import recorded_clip
+    from .provenance import recorded_clip, require_clip_embeddings
+
+    measurements = ", ".join((settings.get("metrics") or {}).get("names", [])) or "none"
+    require_clip_embeddings(
+        folder,
+        settings,
+        data,
+        f"to score {', '.join(repr(word) for word in words)} with",
+        other_way=f", or one of its measurements ({measurements})",
+    )
+    clip = settings["clip"]
 
     scorer = recorded_clip(clip)  # the dataset fixes the model and weights; where to run is local
     text = scorer.encode_texts(prompts(list(words), clip["template"]))

@@ -87,13 +87,15 @@ Say = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------------------------- names
-def parse_engine(name: str | None, what: str = "--clip-engine") -> str:
-    """``name`` as one of :data:`ENGINE_CHOICES` (empty or None: ``auto``), or a clear error."""
+def parse_engine(name: str | None, variable: str | None = None) -> str:
+    """``name`` as one of :data:`ENGINE_CHOICES` (empty or None: ``auto``), or a clear error naming the
+    ``clip_engine`` parameter, or the environment ``variable`` it was read from."""
     text = (name or "").strip().lower() or AUTO
     if text not in ENGINE_CHOICES:
         raise ClipEngineError(
-            f"{what} must be one of {', '.join(ENGINE_CHOICES)} (auto: the fastest that passes its "
-            f"fidelity check), got {name!r}."
+            f"{variable or '{clip_engine}'} must be one of {', '.join(ENGINE_CHOICES)} (auto: the fastest "
+            f"that passes its fidelity check), got {name!r}.",
+            parameters=() if variable else ("clip_engine",),
         )
     return text
 

@@ -222,8 +222,8 @@ def test_a_photo_cannot_drive_measurement_sliders(glue) -> None:
     names = ", ".join(load_mapper(SHIPPED_BODY).descriptor_names)
     with pytest.raises(RuntimeError, match=rf"only measurement sliders \({names}\)"):
         bpy.ops.semantify.fit_photo(filepath=__file__)
-    with pytest.raises(RuntimeError, match="records no dataset"):
-        bpy.ops.semantify.fit_text(prompt="a tall man")
+    with pytest.raises(RuntimeError, match="records no dataset.*name it with the Fit panel's 'Dataset'"):
+        bpy.ops.semantify.fit_text(prompt="a tall man")  # the engine's {dataset}, as this user knows it
     assert_unchanged(obj, before)
 
 

@@ -11,6 +11,7 @@ import ast
 import contextlib
 import io
 import pickle
+import re
 import sys
 from pathlib import Path
 
@@ -105,6 +106,49 @@ def test_every_parameter_an_engine_error_names_has_its_place_in_the_message() ->
             if "{{" in text or any("{" + name + "}" not in text for name in names):
                 problems.append(f"{path.relative_to(ENGINE)}:{node.lineno}: {names} in {text!r}")
     assert checked >= 20 and problems == []
+
+
+def test_no_engine_error_spells_a_command_line_option() -> None:
+    """A Blender user cannot type ``--scorer``: outside ``cli/`` a message names the parameter
+    (``{scorer}``) and each front end spells it. Any option of the ``semantify`` parser counts."""
+    spellings = parameter_spellings(build_parser()).values()
+    options = {spelling for spelling in spellings if spelling.startswith("--")}
+    assert {"--scorer", "--dataset", "--lr", "--crop", "--clip-engine"} <= options
+    pattern = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+    problems, checked = [], 0
+    for path in sorted(ENGINE.rglob("*.py")):
+        if ENGINE / "cli" in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and node.args and _called_name(node).endswith("Error")):
+                continue
+            checked += 1
+            spelled_here = set(pattern.findall(_message_text(node.args[0]))) & options
+            if spelled_here:
+                problems.append(f"{path.relative_to(ENGINE)}:{node.lineno}: {sorted(spelled_here)}")
+    assert checked >= 200 and problems == []
+
+
+def test_every_error_class_lives_in_errors_py() -> None:
+    """The glue imports ``errors`` alone to catch any of them (and ``ModeBusy``-style errors need no
+    other engine module): a ``SemantifyError`` subclass defined anywhere else breaks that."""
+    from semantify_engine import errors
+
+    ours = {name for name, value in vars(errors).items() if isinstance(value, type)}
+    elsewhere = [
+        f"{path.relative_to(ENGINE)}:{node.lineno}: {node.name}"
+        for path in sorted(ENGINE.rglob("*.py"))
+        if path.name != "errors.py"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.ClassDef)
+        and any(getattr(base, "id", getattr(base, "attr", None)) in ours for base in node.bases)
+    ]
+    assert "MapperError" in ours and "FitError" in ours and elsewhere == []
+
+
+def _called_name(node: ast.Call) -> str:
+    function = node.func
+    return function.id if isinstance(function, ast.Name) else getattr(function, "attr", "")
 
 
 def test_library_code_does_not_print() -> None:

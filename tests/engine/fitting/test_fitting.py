@@ -167,8 +167,9 @@ def test_crop_falls_back_to_the_centre_without_a_detector(word_mapper, tmp_path,
         "reason": "no person detector installed (pip install 'semantify[detect]' adds MediaPipe's)",
     }
     assert any(note.startswith("centre crop (no person detector installed") for note in result.notes)
-    with pytest.raises(FitError, match="--crop person: no person detector installed"):
+    with pytest.raises(FitError, match="^crop person: no person detector installed") as caught:
         fit_image(photo, word_mapper, crop="person")
+    assert caught.value.parameters == ("crop",)
 
 
 def test_a_square_around_a_detection_frames_it_like_the_renders() -> None:
@@ -459,9 +460,9 @@ def test_bad_text_fits_are_refused_with_clear_messages(
             fit_text(prompt, face_mapper)
     fitter = TextFitter(face_mapper)
     for options, message in (
-        ({"top_k": 0}, "--top-k must be a whole number ≥ 1"),
-        ({"temperature": 0.0}, "--temperature must be a number > 0"),
-        ({"temperature": float("nan")}, "--temperature"),
+        ({"top_k": 0}, "^top_k must be a whole number ≥ 1"),
+        ({"temperature": 0.0}, "^temperature must be a number > 0"),
+        ({"temperature": float("nan")}, "^temperature"),
         ({"neutral": True, "neutral_render": "median"}, "Unknown neutral render"),
     ):
         with pytest.raises(FitError, match=message):
@@ -472,8 +473,9 @@ def test_bad_text_fits_are_refused_with_clear_messages(
     with pytest.raises(FitError, match="built for model 'capsule-face'.*mapper is for 'test-capsule'"):
         fit_text("a tall person", word_mapper, dataset=face_folder)
     gone = {**word_mapper.metadata["dataset"], "folder": str(tmp_path / "nowhere")}
-    with pytest.raises(FitError, match="no longer there.*--dataset"):
+    with pytest.raises(FitError, match="no longer there.*folder with dataset") as caught:
         fit_text("a tall person", replace(word_mapper, metadata={**word_mapper.metadata, "dataset": gone}))
+    assert caught.value.parameters == ("dataset",), "the fit's error names the mapper's parameter too"
     other_clip = {**word_mapper.metadata["scorers"]["clip"], "template": "a {} statue"}
     with pytest.raises(FitError, match="template 'a {} statue'"):
         fit_text(

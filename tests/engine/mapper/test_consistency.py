@@ -284,8 +284,9 @@ def test_the_weight_is_recorded_and_checked() -> None:
     assert TrainingSettings.from_json(TrainingSettings(consistency=0.25).to_json()).consistency == 0.25
     assert TrainingSettings.from_json({}).consistency == TrainingSettings().consistency
     for bad in (-1.0, float("nan"), float("inf")):
-        with pytest.raises(MapperError, match="--consistency"):
+        with pytest.raises(MapperError, match="^consistency must be a number ≥ 0") as caught:
             TrainingSettings(consistency=bad)
+        assert caught.value.parameters == ("consistency",)
 
 
 def test_the_weight_scales_the_term_and_reaches_training() -> None:

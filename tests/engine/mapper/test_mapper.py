@@ -176,14 +176,14 @@ def test_bad_training_input_is_refused(linear_problem) -> None:
         train_mapper(broken, y, descriptors(3), TrainingSettings(epochs=1))
     with pytest.raises(MapperError, match="must be \\(N, 3\\)"):
         train_mapper(x[:, :2], y, descriptors(3))
-    with pytest.raises(MapperError, match="batch-size"):
+    with pytest.raises(MapperError, match="^batch_size must be a whole number") as caught:
         TrainingSettings(batch_size=0)
-    with pytest.raises(
-        MapperError, match=r"--hidden widths must be whole numbers from 1 to 8192 .*100000000"
-    ):
+    assert caught.value.parameters == ("batch_size",)
+    with pytest.raises(MapperError, match=r"^hidden widths must be whole numbers from 1 to 8192 .*100000000"):
         TrainingSettings(hidden=(100_000_000,))  # refused before torch allocates 40 PB
-    with pytest.raises(MapperError, match=r"diverged at --lr 1e\+10: .* smaller learning rate"):
+    with pytest.raises(MapperError, match=r"diverged at lr 1e\+10: .* smaller learning rate") as caught:
         train_mapper(x, y, descriptors(3), TrainingSettings(epochs=3, lr=1e10, hidden=(32, 16)))
+    assert caught.value.render({"lr": "--lr"}.get).startswith("Training diverged at --lr 1e+10")
 
 
 def test_the_cli_names_the_training_option_that_is_wrong(capsys, tmp_path) -> None:
@@ -424,13 +424,15 @@ def test_add_word_refusals(word_mapper, clip_dataset, capsule, tmp_path) -> None
             metrics=True,
         ),
     )
-    with pytest.raises(MapperError, match="without CLIP"):
+    with pytest.raises(MapperError, match="without CLIP .scorer metric.*built with scorer clip") as caught:
         add_word(word_mapper, metric_only.folder, "strong")
+    assert caught.value.parameters == ("scorer",)
     moved = load_mapper(word_mapper)
     gone = {**moved.metadata["dataset"], "folder": str(tmp_path / "nowhere")}
     moved_path = save_mapper(replace(moved, metadata={**moved.metadata, "dataset": gone}), tmp_path / "m.npz")
-    with pytest.raises(MapperError, match="no longer there.*--dataset"):
+    with pytest.raises(MapperError, match="no longer there.*folder with dataset") as caught:
         add_word(moved_path, None, "strong")
+    assert caught.value.parameters == ("dataset",)
     path, mapper, _ = add_word(moved_path, clip_dataset, "strong")  # an explicit dataset is accepted
     assert path == moved_path and mapper.descriptor_names[-1] == "strong"
     changed = {**moved.metadata["dataset"], "checksum": "ffffffffffffffff"}
