@@ -56,6 +56,13 @@ def quoted(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
+def first_line(error: BaseException) -> str:
+    """Another library's error reduced to its first line (its type's name when it says nothing): exporters,
+    runtimes and hubs write pages, a report has one line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class ModelFileError(SemantifyError):
     """A model file (or a user's SMPL-family / SMAL / mesh file) is missing, unreadable or malformed."""
 

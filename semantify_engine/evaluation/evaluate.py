@@ -215,21 +215,13 @@ def _validation_rows(mapper: Mapper, count: int) -> np.ndarray:
 
 
 def _recorded_dataset(mapper: Mapper, mapper_path: Path) -> Path | None:
-    """The dataset the mapper records, or None when it records none (a shipped mapper)."""
-    dataset = mapper.metadata.get("dataset", {})
-    recorded = dataset.get("folder")
-    if not recorded:
+    """The dataset the mapper records, or None when it records none (a shipped mapper: evaluation then
+    samples its own bodies); one that is gone is refused by the mapper's own rule."""
+    from ..mapper.provenance import trained_dataset
+
+    if not mapper.metadata.get("dataset", {}).get("folder"):
         return None
-    folder = Path(recorded)
-    if not folder.is_absolute():
-        folder = mapper_path.parent / folder
-    if not (folder / "manifest.json").is_file():
-        raise SemantifyError(
-            f"The dataset {mapper_path} was trained on ({folder}) is not there any more; "
-            "pass {dataset} DIR.",
-            parameters=("dataset",),
-        )
-    return folder
+    return trained_dataset(mapper, mapper_name=f"The mapper {mapper_path}")
 
 
 def _views_of(settings: dict[str, Any]) -> tuple[View, ...]:
@@ -247,12 +239,12 @@ def _semantic(
     render: RenderSettings,
     say: Say,
 ) -> dict[str, Any]:
-    from ..scoring.clip import ClipSpec, get_scorer
+    from ..scoring.clip import recorded_clip
     from .semantic import semantic_faithfulness
 
     clip = settings["clip"]
     try:
-        scorer = get_scorer(ClipSpec(model=clip["model"], pretrained=clip["pretrained"]))
+        scorer = recorded_clip(clip)
     except ClipWeightsError as error:
         say(f"semantic faithfulness skipped: {error}")
         return {"skipped": str(error)}

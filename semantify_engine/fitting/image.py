@@ -202,7 +202,7 @@ class ImageFitter:
     """One mapper's photo fit, with its CLIP and its words' text embeddings loaded once (warm fits)."""
 
     def __init__(self, mapper: Mapper, device: str | None = None) -> None:
-        from ..mapper.provenance import recorded_clip
+        from ..scoring.clip import recorded_clip
 
         self.mapper = mapper
         self.word_columns = word_columns(mapper)

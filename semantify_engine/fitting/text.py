@@ -58,7 +58,8 @@ class TextFitter:
         self.folder, settings = _checked_dataset(mapper, dataset)
         self.clip = settings["clip"]
         data = DatasetFolder(self.folder).load()
-        from ..mapper.provenance import recorded_clip, require_clip_embeddings
+        from ..mapper.provenance import require_clip_embeddings
+        from ..scoring.clip import recorded_clip
 
         with _as_fit_error():
             require_clip_embeddings(self.folder, settings, data, "to rank against a prompt")

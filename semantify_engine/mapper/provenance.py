@@ -12,33 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..dataset.store import DatasetFolder, content_checksum
 from .mapper import Mapper, MapperError
 
-if TYPE_CHECKING:
-    from ..scoring.clip import ClipScorer
-
 CLIP_KEYS = ("model", "pretrained", "template")
 """What must agree between a mapper's word scores and a dataset's for a score from one to mean the same in
 the other: the CLIP architecture, its weights and the prompt template."""
-
-
-def recorded_clip(record: dict[str, Any], device: str | None = None) -> ClipScorer:
-    """The CLIP a record names (a mapper's ``scorers.clip``, a dataset's ``clip`` settings): its model and
-    weights are the record's, so that a score made now means what the recorded ones mean; where it runs is
-    this machine's choice (``device``, else the environment's)."""
-    from ..scoring.clip import ClipSpec, get_scorer
-
-    spec = ClipSpec(
-        model=str(record["model"]),
-        pretrained=record.get("pretrained"),
-        device=device or ClipSpec.from_env().device,
-    )
-    return get_scorer(spec)
 
 
 def dataset_identity(folder: Path, data: dict[str, np.ndarray]) -> dict[str, Any]:

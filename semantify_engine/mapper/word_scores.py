@@ -27,8 +27,8 @@ def score_words(
     views exactly as :mod:`semantify_engine.dataset.builder` does, so a word scored now equals the same word
     scored during the build.
     """
-    from ..scoring.clip import average_view_scores, prompts
-    from .provenance import recorded_clip, require_clip_embeddings
+    from ..scoring.clip import average_view_scores, prompts, recorded_clip
+    from .provenance import require_clip_embeddings
 
     measurements = ", ".join((settings.get("metrics") or {}).get("names", [])) or "none"
     require_clip_embeddings(

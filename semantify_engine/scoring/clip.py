@@ -336,6 +336,18 @@ def get_scorer(spec: ClipSpec | None = None) -> ClipScorer:
         return scorer
 
 
+def recorded_clip(record: Mapping[str, Any], device: str | None = None) -> ClipScorer:
+    """The CLIP a record names (a mapper's ``scorers.clip``, a dataset's ``clip`` settings): its model and
+    weights are the record's, so that a score made now means what the recorded ones mean; where it runs is
+    this machine's choice (``device``, else the environment's)."""
+    spec = ClipSpec(
+        model=str(record["model"]),
+        pretrained=record.get("pretrained"),
+        device=device or ClipSpec.from_env().device,
+    )
+    return get_scorer(spec)
+
+
 def clear_scorers() -> None:
     """Forget loaded scorers (tests, or to free memory); the next :func:`get_scorer` loads again."""
     with _SCORERS_LOCK:

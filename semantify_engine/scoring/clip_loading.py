@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ClipModelError, ClipWeightsError
+from ..errors import ClipModelError, ClipWeightsError, first_line
 from .clip_cache import (
     _cached_tag_weights,
     _hf_cache_dir,
@@ -179,11 +179,6 @@ def _load_failures() -> tuple[type[BaseException], ...]:
     return (*failures, SafetensorError)
 
 
-def _first_line(error: BaseException) -> str:
-    """An error's first line (or its type's name when it says nothing), for a one-line message."""
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 def _build(plan: _LoadPlan, spec: ClipSpec) -> tuple[Any, Any, Any]:
     """Create model, eval transform and tokenizer through open_clip, turning its failures into user errors."""
     import open_clip
@@ -199,7 +194,7 @@ def _build(plan: _LoadPlan, spec: ClipSpec) -> tuple[Any, Any, Any]:
             )
             tokenizer = open_clip.get_tokenizer(plan.model_name, cache_dir=plan.cache_dir)
     except _load_failures() as exc:
-        detail = _first_line(exc)
+        detail = first_line(exc)
         if "state_dict" in str(exc):  # torch lists every mismatched tensor; one sentence says it
             detail = f"its tensors do not fit the architecture '{plan.model_name}'"
         raise ClipWeightsError(

@@ -56,10 +56,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import ClipEngineError, SemantifyError
+from ..errors import ClipEngineError, SemantifyError, first_line
 from .clip import ClipScorer, l2_normalize
 from .clip_spec import ENV_CACHE_DIR
-from .tower_export import OPSET, export_image_tower, first_line, quantize_image_tower, tower_input
+from .tower_export import OPSET, export_image_tower, quantize_image_tower, tower_input
 
 log = logging.getLogger(__name__)
 

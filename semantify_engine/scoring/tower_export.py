@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import ClipEngineError
+from ..errors import ClipEngineError, first_line
 
 if TYPE_CHECKING:
     from .clip import ClipScorer
@@ -36,12 +36,6 @@ if TYPE_CHECKING:
 OPSET = 17
 QUANTISED_OPS = ("MatMul",)
 """What int8 quantises: the transformer's matrix products, not the patch convolution (see above)."""
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's first line, for one-line messages (exporters and runtimes write pages)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def tower_input(scorer: ClipScorer) -> tuple[int, ...]:

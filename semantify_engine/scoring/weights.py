@@ -25,12 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ClipError, ClipWeightsError
+from ..errors import ClipError, ClipWeightsError, first_line
 from .clip_cache import _hub_remote, _Remote, _tag_remote
 from .clip_loading import (
     _build,
     _clean_model_name,
-    _first_line,
     _plan_load,
     _plan_local_file,
     _require_known_architecture,
@@ -109,7 +108,7 @@ def weights_status(spec: ClipSpec) -> WeightsStatus:
             _plan_local_file(spec, weights)
         except ClipError as error:
             return WeightsStatus(
-                **base, kind="file", present=False, location=str(weights), problem=_first_line(error)
+                **base, kind="file", present=False, location=str(weights), problem=first_line(error)
             )
         return WeightsStatus(**base, kind="file", present=True, location=str(weights))
     folder = spec.local_dir
@@ -121,7 +120,7 @@ def weights_status(spec: ClipSpec) -> WeightsStatus:
     try:
         remote = _remote(spec)
     except ClipError as error:
-        return WeightsStatus(**base, kind=kind, present=False, location="", problem=_first_line(error))
+        return WeightsStatus(**base, kind=kind, present=False, location="", problem=first_line(error))
     cached = remote.cached()
     return WeightsStatus(
         **base,
@@ -236,7 +235,7 @@ def download_weights(spec: ClipSpec, progress: Progress | None = None) -> Weight
     except Exception as error:  # network, HTTP and file-system failures of the download libraries
         raise ClipWeightsError(
             f"Could not download {remote.describe()} into {root} ({type(error).__name__}: "
-            f"{_first_line(error)}); nothing was kept. Check the network connection (and HF_ENDPOINT if "
+            f"{first_line(error)}); nothing was kept. Check the network connection (and HF_ENDPOINT if "
             "you use a mirror) and try again, or use a local weights file."
         ) from error
     finally:

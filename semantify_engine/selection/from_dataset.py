@@ -50,7 +50,7 @@ def fit_word_selector(
     Forced names that are the dataset's measurements enter as metric candidates; every other forced name
     must be a scored word. Errors name the dataset, then say what the selector could not do.
     """
-    from ..scoring.clip import ClipSpec, get_scorer, prompts
+    from ..scoring.clip import prompts, recorded_clip
     from .descriptors import DescriptorSelectionError, DescriptorSelector
 
     settings = folder.read_manifest()["settings"]
@@ -70,9 +70,7 @@ def fit_word_selector(
     words = list(clip["words"])
     metric_names = list((settings.get("metrics") or {}).get("names", []))
     forced_metrics = [name for name in forced if name in metric_names]
-    text = get_scorer(ClipSpec(model=clip["model"], pretrained=clip["pretrained"])).encode_texts(
-        prompts(words, clip["template"])
-    )
+    text = recorded_clip(clip).encode_texts(prompts(words, clip["template"]))
     selector = DescriptorSelector(n_descriptors=n_descriptors, forced=tuple(forced), random_state=0)
     try:
         return selector.fit(
