@@ -15,14 +15,12 @@ import bpy
 
 from . import clip_status, jobs, polls
 from .fitting_props import display_unit
+from .panels import SemantifyPanel
 
 
-class SEMANTIFY_PT_fit(bpy.types.Panel):
+class SEMANTIFY_PT_fit(SemantifyPanel, bpy.types.Panel):
     """Fit the sliders to measurements, a text or a photo."""
 
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Semantify"
     bl_idname = "SEMANTIFY_PT_fit"
     bl_parent_id = "SEMANTIFY_PT_sliders"
     bl_label = "Fit"

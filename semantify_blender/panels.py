@@ -35,13 +35,15 @@ def reach_text(slider: Any) -> str:
     return f"    plausible {' and '.join(parts)}" if parts else ""
 
 
-class _SemantifyPanel:
+class SemantifyPanel:
+    """Where every Semantify panel sits: the 3D view's sidebar, in its Semantify tab."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Semantify"
 
 
-class SEMANTIFY_PT_model(_SemantifyPanel, bpy.types.Panel):
+class SEMANTIFY_PT_model(SemantifyPanel, bpy.types.Panel):
     """Add a model, or turn the active mesh's shape keys into one, and show which model is active."""
 
     bl_idname = "SEMANTIFY_PT_model"
@@ -65,7 +67,7 @@ class SEMANTIFY_PT_model(_SemantifyPanel, bpy.types.Panel):
         box.label(text=f"Checksum {state.model_checksum}")
 
 
-class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
+class SEMANTIFY_PT_sliders(SemantifyPanel, bpy.types.Panel):
     """The active object's mapper and its sliders (one per descriptor), with reset / randomise / key."""
 
     bl_idname = "SEMANTIFY_PT_sliders"
@@ -124,7 +126,7 @@ class SEMANTIFY_PT_sliders(_SemantifyPanel, bpy.types.Panel):
         row.operator("semantify.remove_mapper", text="", icon="X")
 
 
-class SEMANTIFY_PT_rig(_SemantifyPanel, bpy.types.Panel):
+class SEMANTIFY_PT_rig(SemantifyPanel, bpy.types.Panel):
     """Add a rigged character; for the active one, the Follow Shape switch and Update Joints."""
 
     bl_idname = "SEMANTIFY_PT_rig"
@@ -150,7 +152,7 @@ class SEMANTIFY_PT_rig(_SemantifyPanel, bpy.types.Panel):
             layout.label(text=state.rig_status, icon="ERROR")
 
 
-class SEMANTIFY_PT_build(_SemantifyPanel, bpy.types.Panel):
+class SEMANTIFY_PT_build(SemantifyPanel, bpy.types.Panel):
     """Build a mapper or add a word in a background process; its progress and Cancel while it runs."""
 
     bl_idname = "SEMANTIFY_PT_build"
@@ -178,7 +180,7 @@ class SEMANTIFY_PT_build(_SemantifyPanel, bpy.types.Panel):
         clip_status.draw_needs(layout.column(), context)
 
 
-class SEMANTIFY_PT_shape(_SemantifyPanel, bpy.types.Panel):
+class SEMANTIFY_PT_shape(SemantifyPanel, bpy.types.Panel):
     """Keep the shape: bake it to a shape key, apply it to the mesh, export with Blender's exporters."""
 
     bl_idname = "SEMANTIFY_PT_shape"
