@@ -25,9 +25,7 @@ class SEMANTIFY_PT_fit(SemantifyPanel, bpy.types.Panel):
     bl_parent_id = "SEMANTIFY_PT_sliders"
     bl_label = "Fit"
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return polls.SLIDERS.holds(context)
+    shown_when = polls.SLIDERS
 
     def draw(self, context: Any) -> None:
         layout = self.layout

@@ -7,7 +7,7 @@ their headers once per model and cached.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import bpy
 
@@ -36,11 +36,17 @@ def reach_text(slider: Any) -> str:
 
 
 class SemantifyPanel:
-    """Where every Semantify panel sits: the 3D view's sidebar, in its Semantify tab."""
+    """Where every Semantify panel sits (the 3D view's sidebar, its Semantify tab) and when it shows: while
+    its :attr:`shown_when` need holds (None: always)."""
 
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Semantify"
+    shown_when: ClassVar[polls.Need | None] = None
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return cls.shown_when is None or cls.shown_when.holds(context)
 
 
 class SEMANTIFY_PT_model(SemantifyPanel, bpy.types.Panel):
@@ -73,9 +79,7 @@ class SEMANTIFY_PT_sliders(SemantifyPanel, bpy.types.Panel):
     bl_idname = "SEMANTIFY_PT_sliders"
     bl_label = "Sliders"
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return polls.MODEL.holds(context)
+    shown_when = polls.MODEL
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -186,9 +190,7 @@ class SEMANTIFY_PT_shape(SemantifyPanel, bpy.types.Panel):
     bl_idname = "SEMANTIFY_PT_shape"
     bl_label = "Keep the Shape"
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return polls.MODEL.holds(context)
+    shown_when = polls.MODEL
 
     def draw(self, context: Any) -> None:
         layout = self.layout
