@@ -91,16 +91,17 @@ def test_measurement_build_hits_requested_heights(tmp_path, capsys) -> None:
 
 
 def test_evaluate_refuses_a_mapper_for_another_model(capsule, tmp_path, capsys) -> None:
-    out = tmp_path / "body"
-    assert (
-        cli_main(["build", "--out", str(out), "--samples", "200", "--scorer", "metric", "--no-evaluate"]) == 0
-    )
-    capsys.readouterr()
+    """The shipped body mapper against a capsule dataset: refused by the model's name, exit status 2."""
+    from semantify_engine.mapper.defaults import DEFAULT_MAPPER_DIR
+
     other = tmp_path / "other"
     assert cli_main(["dataset", "build", "--model", str(save_model(capsule, tmp_path / "c.npz")),
                      "--samples", "20", "--scorer", "metric", "--out", str(other)]) == 0  # fmt: skip
     capsys.readouterr()
-    code = cli_main(["evaluate", str(out / "mapper.npz"), "--dataset", str(other), "--no-pictures"])
+    body_mapper = DEFAULT_MAPPER_DIR / "anny-body-measurements.npz"
+    code = cli_main(
+        ["evaluate", str(body_mapper), "--dataset", str(other), "--no-pictures", "--out", str(tmp_path / "e")]
+    )
     assert code == 2
     assert "trained for model 'anny-body'" in capsys.readouterr().err
 
