@@ -18,10 +18,14 @@ which is also how the add-on names the options of the commands it runs in the ba
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 Spelling = Callable[[str], str | None]
 """How a front end names an engine parameter (``"samples"`` -> ``"--samples"``); None: it has no name of
 its own for it, and the engine's name stands."""
+
+
+_Recast = TypeVar("_Recast", bound="SemantifyError")
 
 
 class SemantifyError(Exception):
@@ -49,6 +53,11 @@ class SemantifyError(Exception):
 
     def __str__(self) -> str:
         return self.render(lambda parameter: None)
+
+    def recast(self, kind: type[_Recast], prefix: str = "") -> _Recast:
+        """This error as another kind (a fit refusing what its mapper refused, a job failing as its command
+        did), its parameters kept so that every front end still names them; ``prefix`` goes before it."""
+        return kind(prefix + self.template, parameters=self.parameters)
 
 
 def quoted(error: BaseException) -> str:

@@ -275,7 +275,7 @@ class BackgroundJob:
             own = self._error
         if own is None:
             return JobError(self.error_message())
-        return JobError(own.template, parameters=own.parameters)
+        return own.recast(JobError)
 
     def error_message(self) -> str:
         """The command's own error, else the last thing it printed (a traceback's last line)."""

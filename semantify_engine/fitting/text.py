@@ -271,7 +271,7 @@ def _as_fit_error(prefix: str = "") -> Iterator[None]:
     try:
         yield
     except (DatasetError, MapperError) as error:
-        raise FitError(prefix + error.template, parameters=error.parameters) from error
+        raise error.recast(FitError, prefix) from error
 
 
 def _descriptor_values(mapper: Mapper, folder: Path, data: dict[str, np.ndarray]) -> np.ndarray:

@@ -49,6 +49,13 @@ def test_an_error_names_the_engine_parameter_and_a_front_end_renders_it() -> Non
     )
 
 
+def test_an_error_recast_as_another_kind_keeps_its_parameters() -> None:
+    job = samples_error().recast(JobError, "The build failed: ")
+    assert type(job) is JobError and job.parameters == ("samples",)
+    spelled_out = job.render({"samples": "--samples"}.get)
+    assert spelled_out == "The build failed: --samples must be a whole number > 0, got 0."
+
+
 def test_an_error_keeps_its_parameters_across_processes() -> None:
     """Ray workers and background commands hand errors back: pickled, or as a machine-readable line."""
     copy = pickle.loads(pickle.dumps(samples_error()))
